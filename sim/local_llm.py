@@ -1,0 +1,157 @@
+"""The embedded chat model: llama-cpp-python behind LangChain's chat-model interface.
+
+One ``Llama`` instance per model file is shared by every session in the process and guarded
+by a lock. llama.cpp reuses the longest already-evaluated prompt prefix, so turn N of a chat
+only reads the new turn; a ``LlamaRAMCache`` keeps recent states so that interleaved sessions
+(or a grader call between turns) don't throw that reuse away.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+_instances: dict[tuple[str, int, int], tuple[Llama, threading.Lock]] = {}
+_instances_lock = threading.Lock()
+
+
+class LocalModelError(RuntimeError):
+    """The embedded runtime can't be used; the message says what to install or run."""
+
+
+def load_llama(
+    model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, cache_bytes: int = 768 << 20
+) -> tuple[Llama, threading.Lock]:
+    """Load (once per process) and return the shared model with its lock."""
+    threads = n_threads or max(1, os.cpu_count() or 1)
+    key = (str(model_path), n_ctx, threads)
+    with _instances_lock:
+        if key in _instances:
+            return _instances[key]
+        try:
+            from llama_cpp import Llama, LlamaRAMCache
+        except ImportError as exc:
+            raise LocalModelError(
+                "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
+            ) from exc
+        if not model_path.exists():
+            raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
+        try:
+            llm = Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LocalModelError(
+                f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
+                "(run: rapport model prepare) or there may not be enough memory."
+            ) from exc
+        if cache_bytes > 0:
+            llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        _instances[key] = (llm, threading.Lock())
+        return _instances[key]
+
+
+def to_openai_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    out = []
+    for m in messages:
+        role = _ROLES.get(m.type)
+        if role is None:
+            raise ValueError(f"Unsupported message type for the local model: {m.type}")
+        out.append({"role": role, "content": m.text})
+    return out
+
+
+class LlamaCppChat(BaseChatModel):
+    """LangChain chat model over a shared llama-cpp-python ``Llama``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: Path
+    model_name: str = "local"
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    temperature: float = 0.7
+    max_tokens: int = 160
+    top_p: float = 0.9
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    stop: list[str] | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "rapport-llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.model_path), "temperature": self.temperature}
+
+    def _llama(self) -> tuple[Llama, threading.Lock]:
+        return load_llama(self.model_path, self.n_ctx, self.n_threads)
+
+    def _params(self, stop: list[str] | None, **kwargs: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "top_p": self.top_p,
+            "repeat_penalty": self.repeat_penalty,
+            "stop": (stop or []) + (self.stop or []) or None,
+        }
+        seed = kwargs.get("seed", self.seed)
+        if seed is not None:
+            params["seed"] = seed
+        if "response_format" in kwargs:
+            params["response_format"] = kwargs["response_format"]
+        return params
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        text = "".join(
+            c.message.text for c in self._stream(messages, stop, run_manager, **kwargs)
+        )
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        llm, lock = self._llama()
+        with lock:
+            stream = llm.create_chat_completion(
+                messages=to_openai_messages(messages),  # type: ignore[arg-type]
+                stream=True,
+                **self._params(stop, **kwargs),
+            )
+            for part in stream:
+                delta = part["choices"][0].get("delta", {})  # type: ignore[index]
+                piece = delta.get("content") or ""
+                if not piece:
+                    continue
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk

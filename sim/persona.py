@@ -1,0 +1,206 @@
+"""Persona files: the YAML schema trainers write, and the loader that validates it.
+
+A persona lives in ``personas/<id>.yaml``. The id comes from the filename; the file
+holds a :class:`PersonaSpec`. Loading never executes anything (``yaml.safe_load``)
+and every problem is reported as ``file: field: problem``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+PERSONA_DIR = Path(__file__).resolve().parent.parent / "personas"
+SCHEMA_PATH = PERSONA_DIR / "persona.schema.json"
+
+
+class Archetype(StrEnum):
+    irate = "irate"
+    grieving = "grieving"
+    confused = "confused"
+    anxious = "anxious"
+    sceptical = "sceptical"
+    rushed = "rushed"
+    unsure_with_tech = "unsure_with_tech"
+    polite_hiding = "polite_hiding"
+    disappointed = "disappointed"
+    other = "other"
+
+
+Difficulty = Literal["easy", "medium", "hard"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Scenario(_Strict):
+    """Where the conversation happens and what went wrong."""
+
+    company: str = Field(min_length=1, description="The company the customer is contacting.")
+    product: str = Field(min_length=1, description="The product or service involved.")
+    problem: str = Field(min_length=1, description="What went wrong, in one or two sentences.")
+    channel: Literal["chat", "phone", "email"] = Field(
+        "chat", description="How the customer reached support; shapes how they write."
+    )
+
+
+class HiddenFact(_Strict):
+    """Something the customer knows but says only when the agent asks about it."""
+
+    id: str = Field(description="Short slug, unique within the persona.")
+    fact: str = Field(min_length=1, description="The fact, as the customer would know it.")
+    topics: list[str] = Field(
+        min_length=1,
+        description="Words an agent's question would touch to draw this fact out "
+        "(e.g. 'order number', 'when').",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG.match(v):
+            raise ValueError("must be a lowercase slug (letters, digits, - or _)")
+        return v
+
+
+class Resolution(_Strict):
+    """What would satisfy the customer: the exit door for a good conversation."""
+
+    description: str = Field(min_length=1, description="What outcome the customer would accept.")
+    satisfied_by: list[str] = Field(
+        min_length=1,
+        description="Concrete offers or steps that count as meeting the resolution "
+        "(words the agent's proposal would contain).",
+    )
+
+
+class PersonaSpec(_Strict):
+    """The contents of one persona YAML file."""
+
+    name: str = Field(min_length=1, description="The customer's name, as the agent would learn it.")
+    archetype: Archetype = Field(description="The customer's broad mood or type.")
+    difficulty: Difficulty = Field(description="How hard this customer is to calm down.")
+    scenario: Scenario
+    backstory: str = Field(
+        min_length=1, description="Who the customer is and how they got here; private to the LLM."
+    )
+    trainee_brief: str = Field(
+        min_length=1,
+        description="What the trainee sees before the chat starts; never mention hidden facts.",
+    )
+    opening_line: str = Field(
+        min_length=1,
+        description="The customer's first message. Required: small models break role without it.",
+    )
+    speaking_style: str = Field(min_length=1, description="How the customer talks.")
+    emotional_baseline: int = Field(
+        ge=0, le=10, description="Starting distress, 0 (calm) to 10 (furious or distraught)."
+    )
+    escalates_when: list[str] = Field(
+        min_length=1, description="Agent behaviours that make this customer more upset."
+    )
+    softens_when: list[str] = Field(
+        min_length=1, description="Agent behaviours that calm this customer down."
+    )
+    hidden_facts: list[HiddenFact] = Field(
+        default_factory=list, description="Facts revealed only when the agent asks."
+    )
+    resolution: Resolution
+
+    @field_validator("hidden_facts")
+    @classmethod
+    def _unique_fact_ids(cls, v: list[HiddenFact]) -> list[HiddenFact]:
+        ids = [f.id for f in v]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate fact ids: {', '.join(dupes)}")
+        return v
+
+
+class Persona(PersonaSpec):
+    """A loaded persona: the file's spec plus its id and a content version."""
+
+    id: str
+    version: str = Field(description="sha256 prefix of the file's bytes.")
+
+
+class PersonaError(ValueError):
+    """A persona file failed to load; ``problems`` are ``file: field: problem`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(file)"
+
+
+def parse_persona(text: str, persona_id: str, source: str) -> Persona:
+    """Validate YAML text as a persona; raise :class:`PersonaError` naming source and field."""
+    if not SLUG.match(persona_id):
+        raise PersonaError([f"{source}: id: '{persona_id}' is not a lowercase slug"])
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise PersonaError([f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise PersonaError([f"{source}: (file): expected a mapping of fields, got {type(data).__name__}"])
+    try:
+        spec = PersonaSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PersonaError(
+            [f"{source}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        ) from None
+    version = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Persona(**spec.model_dump(), id=persona_id, version=version)
+
+
+def load_persona_file(path: Path) -> Persona:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PersonaError([f"{path}: (file): cannot read: {exc}"]) from None
+    return parse_persona(text, path.stem, str(path))
+
+
+def persona_paths(directory: Path = PERSONA_DIR) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_personas(directory: Path = PERSONA_DIR) -> dict[str, Persona]:
+    """Load every persona in a directory; raise one error listing every broken file."""
+    personas: dict[str, Persona] = {}
+    problems: list[str] = []
+    for path in persona_paths(directory):
+        try:
+            p = load_persona_file(path)
+        except PersonaError as exc:
+            problems.extend(exc.problems)
+            continue
+        personas[p.id] = p
+    if problems:
+        raise PersonaError(problems)
+    return personas
+
+
+def json_schema() -> dict[str, object]:
+    schema = PersonaSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Rapport persona"
+    return schema
+
+
+def write_json_schema(path: Path = SCHEMA_PATH) -> None:
+    path.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")

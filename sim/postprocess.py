@@ -1,0 +1,67 @@
+"""Cleaning a raw customer reply and spotting replies that break character."""
+
+from __future__ import annotations
+
+import re
+
+_ROLE_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>")
+_STAGE = re.compile(r"\*[^*\n]{1,60}\*|\((?:[a-z][^()\n]{0,50})\)|\[[^\[\]\n]{1,50}\]")
+_SPEAKERS = r"customer|user|client"
+_AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
+_REMINDER = re.compile(r"\(Reply only as [^)]*\)", re.I)
+
+# Phrases a customer wouldn't say but a support agent or a chatbot would.
+_AGENT_VOICE = [
+    r"\bhow (?:can|may) i (?:help|assist)",
+    r"\bis there anything else i can (?:help|do)",
+    r"\bthank you for (?:contacting|reaching out|calling|your patience)",
+    r"\bi(?:'m| am) (?:here|happy|glad) to (?:help|assist)",
+    r"\bi (?:can|will|'ll) (?:help|assist) you\b",
+    r"\bour (?:team|policy|records show|system shows)",
+    r"\bhow can we help\b",
+    r"\bwhat can i do for you\b",
+]
+_AI_VOICE = [
+    r"\bas an ai\b",
+    r"\bi(?:'m| am) (?:an? )?(?:ai|artificial intelligence|language model|chatbot|virtual assistant)\b",
+    r"\blanguage model\b",
+    r"\bmy (?:instructions|system prompt|programming)\b",
+    r"\bi (?:was|am) (?:instructed|programmed)\b",
+]
+_AGENT_RE = re.compile("|".join(_AGENT_VOICE), re.I)
+_AI_RE = re.compile("|".join(_AI_VOICE), re.I)
+
+
+def clean_reply(raw: str, name: str | None = None) -> str:
+    """Strip role tokens, speaker prefixes (``Customer:``, ``<name>:``), stage directions and
+    any agent lines the model went on to write. Safe to apply to a partial (streaming) reply."""
+    names = [_SPEAKERS]
+    if name:
+        names += [re.escape(name), re.escape(name.split()[0])]
+    speaker = re.compile(rf"^\s*(?:{'|'.join(names)})\s*:\s*", re.I)
+    text = _ROLE_TOKENS.sub("", raw)
+    text = _REMINDER.sub("", text)
+    m = _AGENT_LINE.search(text)
+    if m:
+        text = text[: m.start()]
+    text = speaker.sub("", text, count=1)
+    text = _STAGE.sub("", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"' and text.count('"') == 2:
+        text = text[1:-1].strip()
+    return text
+
+
+def role_break(text: str) -> str | None:
+    """Why a cleaned reply breaks character, or None if it holds.
+
+    Returns ``"empty"``, ``"speaks_as_agent"`` or ``"says_ai"``.
+    """
+    if not text.strip():
+        return "empty"
+    if _AI_RE.search(text):
+        return "says_ai"
+    if _AGENT_RE.search(text):
+        return "speaks_as_agent"
+    return None

@@ -1,0 +1,67 @@
+"""Settings from ``RAPPORT_*`` environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rapport"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can change without touching code."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAPPORT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    provider: Literal["local", "openai", "fake"] = Field(
+        "local", description="Which chat model plays the customer."
+    )
+    model: str = Field(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m",
+        description="Model name: the embedded GGUF for 'local', or the served model for 'openai'.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama."
+    )
+    api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for 'openai'.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(160, ge=16, le=2048, description="Cap on one customer reply.")
+    request_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call times out.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries for transient LLM errors.")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    model_path: Path | None = Field(
+        None, description="A GGUF file to use instead of the assembled default model."
+    )
+    n_ctx: int = Field(4096, ge=512, description="Context window of the embedded model.")
+    n_threads: int | None = Field(None, description="CPU threads for the embedded model.")
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+
+    max_message_chars: int = Field(2000, ge=1, description="Longest trainee message accepted.")
+    max_turns: int = Field(60, ge=2, description="Most agent turns in one session.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rapport.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
