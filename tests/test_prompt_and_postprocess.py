@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from sim.persona import load_personas
+from sim.postprocess import clean_reply, role_break
+from sim.prompt import Message, build_messages
+
+P = load_personas()["irate_broadband_outage"]
+
+
+def test_prompt_shape_holds_the_role() -> None:
+    history = [Message("customer", P.opening_line), Message("agent", "I'm sorry, what happened?")]
+    msgs = build_messages(P, history)
+    assert isinstance(msgs[0], SystemMessage)
+    assert "You are the CUSTOMER" in msgs[0].text and P.name in msgs[0].text
+    assert isinstance(msgs[1], AIMessage) and msgs[1].text == P.opening_line
+    assert isinstance(msgs[2], HumanMessage)
+    assert msgs[2].text.startswith('Agent: "I\'m sorry, what happened?"')
+    assert f"Reply only as {P.name}" in msgs[2].text
+
+
+def test_hidden_facts_and_rubric_never_reach_the_prompt_untold() -> None:
+    text = build_messages(P, [Message("customer", P.opening_line), Message("agent", "Hi")])[0].text
+    assert "rubric" not in text.lower() and "grader" not in text.lower()
+    for fact in P.hidden_facts:
+        assert fact.fact not in text
+
+
+def test_each_turn_prompt_extends_the_previous_one_exactly() -> None:
+    """Prefix reuse in llama.cpp depends on this."""
+    h = [Message("customer", P.opening_line), Message("agent", "What happened?")]
+    first = build_messages(P, h)
+    h += [Message("customer", "It just died."), Message("agent", "When did it start?")]
+    second = build_messages(P, h)
+    assert [m.text for m in second[: len(first)]] == [m.text for m in first]
+
+
+def test_trainer_prose_with_braces_is_safe() -> None:
+    p = P.model_copy(update={"backstory": "Uses {curly} braces and $dollar signs."})
+    sys = build_messages(p, [Message("customer", "x"), Message("agent", "y")])[0].text
+    assert "{curly}" in sys and "$dollar" in sys
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("<|im_start|>assistant\nIt's been down all day!<|im_end|>", "It's been down all day!"),
+        ("Customer: I want a refund.", "I want a refund."),
+        ("Gareth: Fix it now.", "Fix it now."),
+        ("*sighs heavily* Fine, it's 4417.", "Fine, it's 4417."),
+        ("(angrily) Are you serious?", "Are you serious?"),
+        ("No.\nAgent: I understand, let me help.\nCustomer: ok", "No."),
+        ('"Just fix it."', "Just fix it."),
+        ("Yes. (Reply only as Gareth, the customer, in 1-3 sentences.)", "Yes."),
+    ],
+)
+def test_clean_reply(raw: str, clean: str) -> None:
+    assert clean_reply(raw, "Gareth Pryce") == clean
+
+
+def test_clean_reply_keeps_ordinary_colons() -> None:
+    assert clean_reply("Look: it's broken.", "Gareth Pryce") == "Look: it's broken."
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("How can I help you today?", "speaks_as_agent"),
+        ("Thank you for contacting Lumenline support.", "speaks_as_agent"),
+        ("As an AI, I cannot do that.", "says_ai"),
+        ("I'm a language model trained to help.", "says_ai"),
+        ("   ", "empty"),
+        ("Can you help me? My internet is down and I have a deadline.", None),
+        ("I'm not a robot, I'm a freelancer who needs this fixed!", None),
+    ],
+)
+def test_role_break(text: str, reason: str | None) -> None:
+    assert role_break(text) == reason

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sim.fake_llm import ScriptedChatModel
+from sim.practice import InputRejected, Practice
+from sim.simulator import SimulatorError, fallback_line
+from sim.store import SessionStore, StoreError
+
+PID = "irate_broadband_outage"
+
+
+def test_turns_are_committed_and_session_resumes(practice: Practice, fake: ScriptedChatModel) -> None:
+    fake.enqueue(["It went down at nine this morning!", "Fine. The account is 4417."])
+    s = practice.start(PID)
+    assert "".join(list(s.respond("When did it go down?"))[-1:]) == "It went down at nine this morning!"
+    list(s.respond("Could you give me your account number?"))
+    # a second, independent store sees everything (committed, not cached)
+    other = SessionStore(practice.settings.db_path)
+    rec = other.get_session(s.id)
+    assert [t.role for t in rec.turns] == ["customer", "agent", "customer", "agent", "customer"]
+    assert rec.turns[0].text == practice.personas[PID].opening_line
+    assert rec.turns[-1].text == "Fine. The account is 4417."
+    assert rec.persona_version == practice.personas[PID].version
+    assert rec.model["provider"] == "fake"
+    other.close()
+    resumed = practice.resume(s.id)
+    assert [m.text for m in resumed.history()] == [t.text for t in rec.turns]
+
+
+def test_model_sees_history_in_prompt(practice: Practice, fake: ScriptedChatModel) -> None:
+    fake.enqueue(["one", "two"])
+    s = practice.start(PID)
+    list(s.respond("first question?"))
+    list(s.respond("second question?"))
+    last_prompt = fake.history[-1]
+    texts = [m.text for m in last_prompt]
+    assert 'Agent: "first question?"' in texts[2]
+    assert texts[3] == "one"
+    assert 'Agent: "second question?"' in texts[4]
+
+
+def test_role_break_is_regenerated_once(practice: Practice, fake: ScriptedChatModel) -> None:
+    fake.enqueue(["How can I help you today?", "I need my internet back, today."])
+    s = practice.start(PID)
+    list(s.respond("Hello, what's wrong?"))
+    last = s.record.turns[-1]
+    assert last.text == "I need my internet back, today."
+    assert last.meta == {"regenerated": True, "breaks": ["speaks_as_agent"], "fallback": False}
+    assert len(fake.history) == 2
+
+
+def test_two_role_breaks_fall_back_in_character(practice: Practice, fake: ScriptedChatModel) -> None:
+    fake.enqueue(["As an AI I can't.", "How may I assist you?"])
+    s = practice.start(PID)
+    list(s.respond("Write me a poem"))
+    last = s.record.turns[-1]
+    assert last.text == fallback_line(practice.personas[PID])
+    assert last.meta["fallback"] is True and last.meta["breaks"] == ["says_ai", "speaks_as_agent"]
+    assert len(fake.history) == 2  # regenerated once, not more
+
+
+def test_model_failure_keeps_message_and_resend_retries(practice: Practice, fake: ScriptedChatModel) -> None:
+    fake.enqueue([TimeoutError("read timed out"), "Finally, an answer."])
+    s = practice.start(PID)
+    with pytest.raises(SimulatorError, match="TimeoutError"):
+        list(s.respond("What's the postcode?"))
+    assert s.record.turns[-1].role == "agent" and s.pending_reply()
+    list(s.respond("What's the postcode?"))
+    roles = [t.role for t in s.record.turns]
+    assert roles == ["customer", "agent", "customer"]  # no duplicate agent turn
+
+
+def test_script_exhaustion_is_loud(practice: Practice) -> None:
+    s = practice.start(PID)
+    with pytest.raises(SimulatorError, match="no reply left"):
+        list(s.respond("hello?"))
+
+
+@pytest.mark.parametrize("text", ["", "   \n "])
+def test_empty_message_rejected(practice: Practice, text: str) -> None:
+    s = practice.start(PID)
+    with pytest.raises(InputRejected, match="Type a message"):
+        list(s.respond(text))
+    assert len(s.record.turns) == 1
+
+
+def test_oversized_message_rejected(practice: Practice) -> None:
+    s = practice.start(PID)
+    with pytest.raises(InputRejected, match="limit is 2000"):
+        list(s.respond("x" * 2001))
+    assert len(s.record.turns) == 1
+
+
+def test_ended_session_rejects_messages(practice: Practice) -> None:
+    s = practice.start(PID)
+    s.end()
+    assert s.record.status == "ended" and s.record.ended_at
+    with pytest.raises(InputRejected, match="ended"):
+        list(s.respond("hello"))
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite3"
+    SessionStore(db).close()
+    SessionStore(db).close()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[0] for r in con.execute("SELECT name FROM _migrations")] == ["m001_initial"]
+
+
+def test_corrupt_database_is_a_clear_error_and_not_overwritten(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite3"
+    junk = b"this is not a database" * 100
+    db.write_bytes(junk)
+    with pytest.raises(StoreError, match="Cannot open the session database"):
+        SessionStore(db)
+    assert db.read_bytes() == junk
