@@ -33,6 +33,17 @@ class Technique(BaseModel):
     guidance_tags: list[str] = Field(
         min_length=1, description="Tags of guidance passages that back a verdict on this item."
     )
+    cues: list[str] = Field(
+        default_factory=list,
+        description="Lowercase phrases (plain substrings, not patterns) that often signal this "
+        "item, e.g. 'just to confirm'. One feature among several; never decisive alone.",
+    )
+    rewrite: str | None = Field(
+        None,
+        description="Template for a suggested rewrite when this technique was missed. "
+        "$concern is the customer's last point in the agent's voice; $original is the agent's "
+        "turn as written.",
+    )
     positive: list[str] = Field(
         min_length=5, description="Agent sentences that DO show this item."
     )

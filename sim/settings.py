@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     n_ctx: int = Field(4096, ge=512, description="Context window of the embedded model.")
     n_threads: int | None = Field(None, description="CPU threads for the embedded model.")
 
+    chroma_host: str | None = Field(
+        None, description="Use a Chroma server (HttpClient) instead of the data dir's store."
+    )
+    chroma_port: int = Field(8000, ge=1, le=65535)
+
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
 

@@ -1,0 +1,268 @@
+"""The default grader: a deterministic, retrieval-grounded classifier over the rubric.
+
+For each agent turn and technique it computes a few features, then a calibrated logistic
+score:
+
+- how much the turn's best sentence looks like the technique's exemplars (a logistic model
+  fitted on the exemplar embeddings, which are stored in and read back from Chroma);
+- a k-NN vote among the nearest exemplars retrieved from Chroma;
+- the rubric's cue phrases, whether the turn asks a question, and for ``affirm`` how close
+  the agent's words are to what the customer just said;
+- the dismissive marker (blame, minimising, sarcasm), which cancels credit.
+
+The weights live in ``rubric/calibration.json``, fitted on the gold ``dev`` split only
+(``rapport rubric fit``). Nothing here samples, so the same input always grades the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.linear_model import LogisticRegression
+
+from rubric.embeddings import get_encoder
+from rubric.techniques import Rubric, Technique
+
+CALIBRATION_PATH = Path(__file__).resolve().parent / "calibration.json"
+FEATURES = (
+    "sentence_exemplar_prob",
+    "turn_exemplar_prob",
+    "cue",
+    "question",
+    "customer_overlap",
+    "dismissive_prob",
+    "length",
+    "dismissive_cue",
+    "knn_vote",
+)
+KNN_K = 5
+_SPLIT = re.compile(
+    r"(?<=[.!?])\s+|;\s+|,\s+(?=(?:but|although|though|however|and then)\b)|\s+[-–—]\s+|\n+"
+)
+
+
+def segments(text: str) -> list[str]:
+    """Sentences and clauses of a turn, each a verbatim substring of it."""
+    parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
+    return parts or [text.strip()]
+
+
+def _norm(text: str) -> str:
+    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def cue_hit(technique: Technique, text: str) -> bool:
+    low = _norm(text)
+    return any(c in low for c in technique.cues)
+
+
+class TechniqueCalibration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weights: list[float]
+    bias: float
+    threshold: float = Field(0.5, description="Score at or above which the technique is 'used'.")
+    abstain_band: float = Field(
+        0.0, description="Scores within this distance of the threshold are 'not scored'."
+    )
+
+
+class Calibration(BaseModel):
+    """Fitted stacking weights per technique (see ``rubric/fit.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rubric_hash: str
+    features: list[str]
+    fitted_on: str
+    techniques: dict[str, TechniqueCalibration]
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_PATH) -> Calibration:
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def save(self, path: Path = CALIBRATION_PATH) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def rubric_hash(rubric: Rubric) -> str:
+    return hashlib.sha256(rubric.model_dump_json().encode()).hexdigest()[:12]
+
+
+class ExemplarIndex:
+    """The rubric's exemplar sentences in a Chroma collection, plus a per-item logistic model.
+
+    The collection name carries the rubric's hash, so editing ``techniques.yaml`` builds a
+    fresh index on next start and stale ones are dropped.
+    """
+
+    def __init__(self, rubric: Rubric, client: Any) -> None:
+        self.rubric = rubric
+        self.hash = rubric_hash(rubric)
+        name = f"rapport_exemplars_{self.hash}"
+        for c in client.list_collections():
+            cname = c if isinstance(c, str) else c.name
+            if cname.startswith("rapport_exemplars_") and cname != name:
+                client.delete_collection(cname)
+        self.collection = client.get_or_create_collection(
+            name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        ids, docs, metas = [], [], []
+        for t in rubric.techniques:
+            for label, sents in ((1, t.positive), (0, t.negative)):
+                for i, s in enumerate(sents):
+                    ids.append(f"{t.id}:{label}:{i}")
+                    docs.append(s)
+                    metas.append({"technique": t.id, "label": label})
+        if self.collection.count() != len(ids):
+            if self.collection.count():
+                client.delete_collection(name)
+                self.collection = client.get_or_create_collection(
+                    name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                )
+            vecs = get_encoder().encode(docs)
+            for start in range(0, len(ids), 256):
+                sl = slice(start, start + 256)
+                self.collection.add(
+                    ids=ids[sl], documents=docs[sl], metadatas=metas[sl], embeddings=vecs[sl]
+                )
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+        self.models: dict[str, LogisticRegression] = {}
+        for t in rubric.techniques:
+            tids = [i for i in ids if i.startswith(f"{t.id}:")]
+            X = np.array([by_id[i] for i in tids], dtype=np.float32)
+            y = np.array([int(i.split(":")[1]) for i in tids])
+            self.models[t.id] = LogisticRegression(
+                C=8.0, class_weight="balanced", max_iter=5000
+            ).fit(X, y)
+
+    def prob(self, technique_id: str, vecs: np.ndarray) -> np.ndarray:
+        return self.models[technique_id].predict_proba(vecs)[:, 1]  # type: ignore[no-any-return]
+
+    def nearest(self, technique_id: str, vecs: np.ndarray, k: int = KNN_K) -> list[list[dict[str, Any]]]:
+        """The k nearest exemplars of one technique for each vector (retrieved from Chroma)."""
+        res = self.collection.query(
+            query_embeddings=vecs.tolist(),
+            n_results=k,
+            where={"technique": technique_id},
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            [
+                {"text": d, "label": int(m["label"]), "similarity": 1.0 - float(dist)}
+                for d, m, dist in zip(docs, metas, dists, strict=True)
+            ]
+            for docs, metas, dists in zip(
+                res["documents"], res["metadatas"], res["distances"], strict=True
+            )
+        ]
+
+
+def knn_vote(neighbours: list[dict[str, Any]]) -> float:
+    w = np.array([max(n["similarity"], 1e-6) for n in neighbours])
+    y = np.array([n["label"] for n in neighbours])
+    return float((w * y).sum() / w.sum()) if len(w) else 0.0
+
+
+@dataclass
+class TurnAnalysis:
+    """Everything the classifier derived from one agent turn."""
+
+    segments: list[str]
+    features: dict[str, np.ndarray]
+    best_segment: dict[str, str]
+    segment_vectors: np.ndarray
+    dismissive_prob: float
+    dismissive_segment: str
+
+
+def analyse_turn(index: ExemplarIndex, agent_text: str, customer_text: str) -> TurnAnalysis:
+    """Compute the feature vector for every technique of one turn."""
+    rubric = index.rubric
+    segs = segments(agent_text)
+    enc = get_encoder()
+    # Encode this turn on its own so its vectors never depend on other turns in a batch.
+    vecs = enc.encode([*segs, agent_text])
+    seg_vecs, turn_vec = vecs[:-1], vecs[-1:]
+    cust_vecs = enc.encode(segments(customer_text)) if customer_text.strip() else None
+    overlap = float((seg_vecs @ cust_vecs.T).max()) if cust_vecs is not None else 0.0
+    dis_ids = rubric.marker_ids
+    dis_probs = (
+        np.max([index.prob(m, seg_vecs) for m in dis_ids], axis=0)
+        if dis_ids
+        else np.zeros(len(segs))
+    )
+    dis_cue = any(cue_hit(rubric.get(m), agent_text) for m in dis_ids)
+    features: dict[str, np.ndarray] = {}
+    best: dict[str, str] = {}
+    for tid in rubric.technique_ids:
+        t = rubric.get(tid)
+        p = index.prob(tid, seg_vecs)
+        votes = [knn_vote(nb) for nb in index.nearest(tid, seg_vecs)]
+        best[tid] = segs[int(np.argmax(p))]
+        features[tid] = np.array(
+            [
+                float(p.max()),
+                float(index.prob(tid, turn_vec)[0]),
+                float(cue_hit(t, agent_text)),
+                float("?" in agent_text),
+                overlap,
+                float(dis_probs.max()),
+                min(len(segs), 10) / 5.0,
+                float(dis_cue),
+                max(votes),
+            ],
+            dtype=np.float64,
+        )
+    j = int(np.argmax(dis_probs))
+    return TurnAnalysis(segs, features, best, seg_vecs, float(dis_probs[j]), segs[j])
+
+
+def score(cal: TechniqueCalibration, x: np.ndarray) -> float:
+    z = float(np.dot(cal.weights, x) + cal.bias)
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def load_calibration_for(rubric: Rubric, path: Path = CALIBRATION_PATH) -> Calibration:
+    """The fitted weights; a clear error if they are missing or were fitted on another rubric."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing. Run: rapport rubric fit")
+    cal = Calibration.load(path)
+    missing = set(rubric.technique_ids) - set(cal.techniques)
+    if missing:
+        raise ValueError(
+            f"{path}: techniques {sorted(missing)} have no fitted weights. Run: rapport rubric fit"
+        )
+    return cal
+
+
+def calibration_summary(cal: Calibration) -> str:
+    return json.dumps({t: round(c.threshold, 3) for t, c in cal.techniques.items()})
+
+
+_centroids: dict[str, np.ndarray] = {}
+
+
+def infer_tags(text: str, rubric: Rubric | None = None, min_similarity: float = 0.3) -> list[str]:
+    """Guess guidance tags for an untagged chunk (e.g. a company playbook) from the rubric:
+    techniques whose positive exemplars' centroid is close, or at least the closest one."""
+    from rubric.techniques import load_rubric
+
+    rubric = rubric or load_rubric()
+    enc = get_encoder()
+    for t in rubric.techniques:
+        if t.id not in _centroids:
+            c = enc.encode(t.positive).mean(axis=0)
+            _centroids[t.id] = c / np.linalg.norm(c)
+    v = enc.encode([text])[0]
+    sims = {tid: float(v @ c) for tid, c in _centroids.items() if tid in rubric.technique_ids + rubric.marker_ids}
+    tags = [tid for tid, s in sims.items() if s >= min_similarity]
+    return tags or [max(sims, key=lambda k: sims[k])]

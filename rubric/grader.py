@@ -1,0 +1,202 @@
+"""Where a grade is made: per agent turn and technique, used / not used / not scored.
+
+The default path is the deterministic classifier (``rubric/classifier.py``). When a capable
+OpenAI-compatible model is configured, an LLM judge (``rubric/judge.py``) runs too; the
+combined verdict records which path decided and flags disagreements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from rubric.classifier import (
+    Calibration,
+    ExemplarIndex,
+    analyse_turn,
+    load_calibration_for,
+    score,
+)
+from rubric.guidance import GuidanceStore
+from rubric.techniques import Rubric, load_rubric
+from sim.settings import Settings
+
+Source = Literal["classifier", "llm_judge", "combined"]
+
+
+class Verdict(BaseModel):
+    """One technique on one agent turn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    used: bool | None = Field(description="True / False, or None when not scored.")
+    evidence: str | None = Field(None, description="A verbatim quote from the agent's turn.")
+    guidance_ids: list[str] = Field(default_factory=list, description="Guidance passages cited.")
+    confidence: float = Field(0.0, ge=0.0, le=1.0)
+    source: Source = "classifier"
+    disagreement: bool = Field(False, description="The classifier and the LLM judge disagreed.")
+    note: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The stable ``rapport grade`` shape."""
+        return {
+            "used": self.used,
+            "evidence": self.evidence,
+            "guidance_ids": self.guidance_ids,
+            "confidence": round(self.confidence, 4),
+        }
+
+
+class TurnGrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    role: Literal["agent"] = "agent"
+    techniques: dict[str, Verdict]
+    markers: dict[str, Verdict] = Field(default_factory=dict)
+
+
+class Summary(BaseModel):
+    used: list[str]
+    missed: list[str]
+    not_scored: list[str]
+
+
+class TranscriptGrade(BaseModel):
+    id: str
+    turns: list[TurnGrade]
+    summary: Summary
+
+    def public(self) -> dict[str, Any]:
+        """The stable ``rapport grade`` output line."""
+        return {
+            "id": self.id,
+            "turns": [
+                {
+                    "index": t.index,
+                    "role": "agent",
+                    "techniques": {k: v.public() for k, v in t.techniques.items()},
+                }
+                for t in self.turns
+            ],
+            "summary": self.summary.model_dump(),
+        }
+
+
+def verify_evidence(evidence: str | None, turn_text: str) -> str | None:
+    """Keep a quote only if it is verbatim text of the agent's turn."""
+    if not evidence:
+        return None
+    quote = evidence.strip().strip('"').strip()
+    return quote if quote and quote in turn_text else None
+
+
+def summarise(turns: Sequence[TurnGrade], technique_ids: Sequence[str]) -> Summary:
+    used, missed, not_scored = [], [], []
+    for tid in technique_ids:
+        vals = [t.techniques[tid].used for t in turns if tid in t.techniques]
+        if any(v is True for v in vals):
+            used.append(tid)
+        elif any(v is False for v in vals):
+            missed.append(tid)
+        else:
+            not_scored.append(tid)
+    return Summary(used=used, missed=missed, not_scored=not_scored)
+
+
+@dataclass
+class Turn:
+    role: str
+    text: str
+
+
+class Grader:
+    """Grades transcripts. Build once per process; grading itself is cheap."""
+
+    def __init__(
+        self,
+        rubric: Rubric,
+        index: ExemplarIndex,
+        calibration: Calibration,
+        guidance: GuidanceStore | None = None,
+        judge: Any | None = None,
+    ) -> None:
+        self.rubric = rubric
+        self.index = index
+        self.calibration = calibration
+        self.guidance = guidance
+        self.judge = judge
+
+    @classmethod
+    def from_settings(cls, settings: Settings, judge: Any | None = None) -> Grader:
+        rubric = load_rubric()
+        guidance = GuidanceStore(settings)
+        index = ExemplarIndex(rubric, guidance.client)
+        return cls(rubric, index, load_calibration_for(rubric), guidance, judge)
+
+    @property
+    def technique_ids(self) -> list[str]:
+        return self.rubric.technique_ids
+
+    def _cite(self, technique_id: str, vec: np.ndarray, k: int = 2) -> list[str]:
+        if self.guidance is None:
+            return []
+        tags = self.rubric.get(technique_id).guidance_tags
+        ids: list[str] = []
+        for tag in tags[:1]:
+            for p in self.guidance.search(vec.tolist(), tag=tag, k=k):
+                if p.id not in ids:
+                    ids.append(p.id)
+        return ids
+
+    def classify_turn(self, agent_text: str, customer_text: str) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        """The classifier's verdicts for one agent turn, plus marker verdicts."""
+        a = analyse_turn(self.index, agent_text, customer_text)
+        verdicts: dict[str, Verdict] = {}
+        for tid in self.technique_ids:
+            cal = self.calibration.techniques[tid]
+            s = score(cal, a.features[tid])
+            used: bool | None = s >= cal.threshold
+            if abs(s - cal.threshold) < cal.abstain_band:
+                used = None
+            evidence = a.best_segment[tid] if used else None
+            seg_i = a.segments.index(a.best_segment[tid])
+            verdicts[tid] = Verdict(
+                used=used,
+                evidence=verify_evidence(evidence, agent_text),
+                guidance_ids=self._cite(tid, a.segment_vectors[seg_i]),
+                confidence=s if used else 1.0 - s,
+            )
+        markers: dict[str, Verdict] = {}
+        for mid in self.rubric.marker_ids:
+            hit = a.dismissive_prob >= 0.6
+            markers[mid] = Verdict(
+                used=hit,
+                evidence=verify_evidence(a.dismissive_segment if hit else None, agent_text),
+                guidance_ids=[],
+                confidence=a.dismissive_prob if hit else 1.0 - a.dismissive_prob,
+            )
+        return verdicts, markers
+
+    def grade_turns(self, turns: Sequence[Turn | dict[str, str]]) -> list[TurnGrade]:
+        norm = [t if isinstance(t, Turn) else Turn(t["role"], t["text"]) for t in turns]
+        out: list[TurnGrade] = []
+        for i, t in enumerate(norm):
+            if t.role != "agent":
+                continue
+            customer = next((p.text for p in reversed(norm[:i]) if p.role == "customer"), "")
+            verdicts, markers = self.classify_turn(t.text, customer)
+            out.append(TurnGrade(index=i, techniques=verdicts, markers=markers))
+        if self.judge is not None and out:
+            out = self.judge.combine(norm, out, self)
+        return out
+
+    def grade_transcript(self, transcript_id: str, turns: Sequence[Turn | dict[str, str]]) -> TranscriptGrade:
+        graded = self.grade_turns(turns)
+        return TranscriptGrade(
+            id=transcript_id, turns=graded, summary=summarise(graded, self.technique_ids)
+        )
