@@ -8,11 +8,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import html
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 
+from rubric.feedback import build_feedback
+from rubric.grader import Grader
+from rubric.render import render_feedback
 from sim.persona import Persona
 from sim.practice import InputRejected, Practice
 from sim.settings import Settings
@@ -41,7 +44,24 @@ def to_chat(practice: Practice, session_id: str) -> ChatHistory:
     ]
 
 
-def build_app(practice: Practice) -> gr.Blocks:
+def grade_session(practice: Practice, grader: Grader, session_id: str) -> str:
+    """Grade a finished session, save the feedback with it, and return the card's HTML."""
+    rec = practice.store.get_session(session_id)
+    turns = [{"role": t.role, "text": t.text} for t in rec.turns]
+    feedback = build_feedback(grader, turns)
+    practice.store.save_feedback(session_id, feedback.model_dump(mode="json"))
+    return render_feedback(feedback, turns)
+
+
+def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.Blocks:
+    """Wire the practice and grading functions into Blocks. ``grader`` may be a factory."""
+    _grader: list[Grader] = []
+
+    def get_grader() -> Grader:
+        if not _grader:
+            _grader.append(grader() if callable(grader) and not isinstance(grader, Grader) else grader)  # type: ignore[arg-type]
+        return _grader[0]
+
     personas = practice.personas
     choices = [(f"{p.name} — {p.archetype.value.replace('_', ' ')}, {p.difficulty}", p.id) for p in personas.values()]
     first = next(iter(personas))
@@ -88,13 +108,22 @@ def build_app(practice: Practice) -> gr.Blocks:
             return
         yield to_chat(practice, session_id), "", ""
 
-    def on_end(session_id: str) -> tuple[str, dict[str, Any]]:
+    def on_end(session_id: str) -> tuple[str, dict[str, Any], str]:
         if not session_id:
-            return "No session to end.", gr.update()
+            return "No session to end.", gr.update(), ""
         practice.resume(session_id).end()
+        try:
+            card = grade_session(practice, get_grader(), session_id)
+        except Exception as exc:  # grading must never lose the session
+            return (
+                f"Session saved (id `{session_id}`), but grading failed: {exc}",
+                gr.update(interactive=False),
+                "",
+            )
         return (
             f"Session ended and saved (id `{session_id}`). Press **New session** to practise again.",
             gr.update(interactive=False),
+            card,
         )
 
     with gr.Blocks(title="Rapport — empathy practice") as demo:
@@ -119,9 +148,12 @@ def build_app(practice: Practice) -> gr.Blocks:
                         )
                         send = gr.Button("Send", scale=1, elem_id="send")
                     status = gr.Markdown("", elem_id="status")
+            feedback = gr.HTML("", elem_id="feedback")
 
         picker.change(on_pick, picker, card)
-        start.click(on_start, picker, [chatbot, session_id, status, box])
+        start.click(on_start, picker, [chatbot, session_id, status, box]).then(
+            lambda: "", None, feedback
+        )
         send_args: dict[str, Any] = {
             "fn": on_send,
             "inputs": [box, chatbot, session_id],
@@ -129,7 +161,7 @@ def build_app(practice: Practice) -> gr.Blocks:
         }
         box.submit(**send_args)
         send.click(**send_args)
-        end.click(on_end, session_id, [status, box])
+        end.click(on_end, session_id, [status, box, feedback])
     return demo
 
 
@@ -143,10 +175,26 @@ def main(settings: Settings | None = None) -> None:
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    demo = build_app(practice)
+    try:
+        grader = Grader.from_settings(settings, judge=_judge(settings))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: the grader can't start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if grader.guidance is not None and grader.guidance.count() == 0:
+        from rubric.guidance import GUIDANCE_DIR
+
+        report = grader.guidance.ingest([GUIDANCE_DIR])
+        print(f"Ingested the shipped guidance: {report.chunks_written} chunks")
+    demo = build_app(practice, grader)
     demo.queue(default_concurrency_limit=4)
     print(f"Rapport is running at http://{settings.host}:{settings.port}  (provider: {settings.provider})")
     demo.launch(server_name=settings.host, server_port=settings.port, show_error=True)
+
+
+def _judge(settings: Settings) -> Any:
+    from cli import _judge_for
+
+    return _judge_for(settings)
 
 
 if __name__ == "__main__":

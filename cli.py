@@ -13,6 +13,8 @@ personas_app = typer.Typer(no_args_is_help=True, help="List, validate and check 
 model_app = typer.Typer(no_args_is_help=True, help="The embedded model file.")
 app.add_typer(personas_app, name="personas")
 app.add_typer(model_app, name="model")
+rubric_app = typer.Typer(no_args_is_help=True, help="The grading rubric.")
+app.add_typer(rubric_app, name="rubric")
 
 
 def _settings() -> object:
@@ -129,6 +131,119 @@ def chat(
             typer.echo(f"\n{exc}\nYour message is saved; send it again to retry.", err=True)
     session.end()
     typer.echo(f"\nSession {session.id} saved.")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="md, txt, html or pdf files or folders")] = None,
+    shipped: Annotated[bool, typer.Option("--shipped", help="Ingest the shipped guidance/ corpus")] = False,
+    quiet_if_unchanged: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Add guidance to the Chroma store. Re-ingesting an unchanged file adds nothing."""
+    from tqdm import tqdm
+
+    from rubric.guidance import GUIDANCE_DIR, GuidanceStore
+    from sim.settings import Settings
+
+    targets = list(paths or []) + ([GUIDANCE_DIR] if shipped else [])
+    if not targets:
+        typer.echo("error: give PATHs or --shipped", err=True)
+        raise typer.Exit(2)
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        typer.echo(f"error: not found: {', '.join(map(str, missing))}", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    settings.ensure_dirs()
+    store = GuidanceStore(settings)
+    bar = tqdm(desc="Ingesting", unit="file", disable=None)
+    report = store.ingest(targets, progress=lambda src: bar.update(1))
+    bar.close()
+    for src, n in report.added.items():
+        typer.echo(f"added     {src} ({n} chunks)")
+    for src, n in report.replaced.items():
+        typer.echo(f"replaced  {src} ({n} chunks)")
+    for src, why in report.skipped.items():
+        typer.echo(f"skipped   {src}: {why}")
+    if report.unchanged and not quiet_if_unchanged:
+        typer.echo(f"unchanged {len(report.unchanged)} file(s)")
+    if not quiet_if_unchanged or report.chunks_written:
+        typer.echo(f"store now holds {store.count()} chunks")
+
+
+@app.command()
+def grade(
+    input: Annotated[Path, typer.Argument(help="JSONL: {id, turns: [{role, text}]} per line")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL")],
+) -> None:
+    """Grade transcripts offline. The input and output formats are stable."""
+    import json
+
+    from tqdm import tqdm
+
+    from rubric.grader import Grader
+    from sim.settings import Settings
+
+    lines = input.read_text(encoding="utf-8").splitlines()
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            turns = rec["turns"]
+            if not isinstance(rec["id"], str) or not all(
+                t["role"] in ("customer", "agent") and isinstance(t["text"], str) for t in turns
+            ):
+                raise ValueError("id must be a string; each turn needs role customer|agent and text")
+        except (ValueError, KeyError, TypeError) as exc:
+            typer.echo(f"{input}:{n}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        records.append(rec)
+    settings = Settings()
+    settings.ensure_dirs()
+    grader = Grader.from_settings(settings, judge=_judge_for(settings))
+    with output.open("w", encoding="utf-8") as out:
+        for rec in tqdm(records, desc="Grading", unit="transcript", disable=None):
+            graded = grader.grade_transcript(rec["id"], rec["turns"])
+            out.write(json.dumps(graded.public(), ensure_ascii=False) + "\n")
+    typer.echo(f"graded {len(records)} transcript(s) -> {output}")
+
+
+def _judge_for(settings: object) -> object | None:
+    """An LLM judge only when a capable OpenAI-compatible model is configured."""
+    from sim.settings import Settings
+
+    assert isinstance(settings, Settings)
+    if settings.provider != "openai" or not settings.judge:
+        return None
+    from rubric.judge import LLMJudge
+    from sim.providers import get_chat_model
+
+    return LLMJudge(get_chat_model(settings))
+
+
+@rubric_app.command("fit")
+def rubric_fit() -> None:
+    """Refit the classifier's weights on the gold dev split (after editing exemplars)."""
+    from rubric.fit import main as fit_main
+
+    cal = fit_main()
+    for t, c in cal.techniques.items():
+        typer.echo(f"{t:10} threshold {c.threshold:.2f}")
+
+
+@rubric_app.command("validate")
+def rubric_validate() -> None:
+    """Validate rubric/techniques.yaml."""
+    from rubric.techniques import RubricError, load_rubric
+
+    try:
+        r = load_rubric()
+    except RubricError as exc:
+        typer.echo(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(f"rubric v{r.version}: {', '.join(t.id for t in r.techniques)}")
 
 
 @app.command()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,12 @@ class Calibration(BaseModel):
 
 
 def rubric_hash(rubric: Rubric) -> str:
-    return hashlib.sha256(rubric.model_dump_json().encode()).hexdigest()[:12]
+    """Hash of what the classifier learns from: ids, kinds, cues and exemplars."""
+    parts = [
+        t.model_dump_json(include={"id", "kind", "cues", "positive", "negative"})
+        for t in rubric.techniques
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 class ExemplarIndex:
@@ -236,6 +242,12 @@ def load_calibration_for(rubric: Rubric, path: Path = CALIBRATION_PATH) -> Calib
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing. Run: rapport rubric fit")
     cal = Calibration.load(path)
+    if cal.rubric_hash != rubric_hash(rubric):
+        warnings.warn(
+            f"{path} was fitted on a different version of the rubric's exemplars; "
+            "grades still work, but run 'rapport rubric fit' to recalibrate.",
+            stacklevel=2,
+        )
     missing = set(rubric.technique_ids) - set(cal.techniques)
     if missing:
         raise ValueError(

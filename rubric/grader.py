@@ -26,6 +26,7 @@ from rubric.techniques import Rubric, load_rubric
 from sim.settings import Settings
 
 Source = Literal["classifier", "llm_judge", "combined"]
+MARKER_THRESHOLD = 0.85  # markers are shown as warnings, so they must be sure
 
 
 class Verdict(BaseModel):
@@ -173,7 +174,7 @@ class Grader:
             )
         markers: dict[str, Verdict] = {}
         for mid in self.rubric.marker_ids:
-            hit = a.dismissive_prob >= 0.6
+            hit = a.dismissive_prob >= MARKER_THRESHOLD
             markers[mid] = Verdict(
                 used=hit,
                 evidence=verify_evidence(a.dismissive_segment if hit else None, agent_text),

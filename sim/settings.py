@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call times out.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries for transient LLM errors.")
 
+    judge: bool = Field(
+        True, description="With the openai provider, also grade with the LLM judge."
+    )
+
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_path: Path | None = Field(
         None, description="A GGUF file to use instead of the assembled default model."

@@ -1,0 +1,103 @@
+"""The feedback card as HTML (all trainee and model text escaped)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from rubric.feedback import Feedback, TechniqueFeedback
+
+CSS = """
+<style>
+.rp-card{font-size:15px;line-height:1.45}
+.rp-chips{display:flex;gap:8px;flex-wrap:wrap;margin:6px 0 12px}
+.rp-chip{padding:3px 10px;border-radius:999px;font-weight:600;font-size:13px;border:1px solid transparent}
+.rp-used{background:#e6f4ea;color:#1e6b34;border-color:#9fd3ad}
+.rp-missed{background:#fdecea;color:#a52a1a;border-color:#f3b0a8}
+.rp-not_scored{background:#f1f3f4;color:#5f6368;border-color:#c9cdd1}
+.rp-tech{margin:10px 0;padding:8px 12px;border-left:4px solid #ccc}
+.rp-tech.rp-used{border-left-color:#34a853;background:none}
+.rp-tech.rp-missed{border-left-color:#ea4335;background:none}
+.rp-tech.rp-not_scored{border-left-color:#9aa0a6;background:none}
+.rp-quote{font-style:italic}
+.rp-rewrite{background:#fff8e1;padding:6px 10px;border-radius:6px;margin-top:4px}
+.rp-transcript .rp-agent{margin:4px 0}
+.rp-transcript mark{background:#fff3a3;padding:0 2px}
+.rp-transcript .rp-customer{color:#555;margin:4px 0}
+</style>
+"""
+
+_STATUS_TEXT = {"used": "used", "missed": "missed", "not_scored": "not scored"}
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _technique(t: TechniqueFeedback, marker: bool = False) -> str:
+    css = "missed" if marker else t.status
+    parts = [f'<div class="rp-tech rp-{css}" data-technique="{t.id}">']
+    parts.append(f"<b>{_e(t.label)}</b> — {'flagged' if marker else _STATUS_TEXT[t.status]}")
+    for i in t.instances:
+        parts.append(f'<div>Turn {i.turn}: <span class="rp-quote">“{_e(i.quote)}”</span></div>')
+    if t.rewrite:
+        parts.append(
+            f'<div class="rp-rewrite">Try this in turn {t.rewrite.turn}: “{_e(t.rewrite.suggestion)}”'
+            + (f"<br><small>Agents who do this well say things like: “{_e(t.rewrite.example)}”</small>" if t.rewrite.example else "")
+            + "</div>"
+        )
+    if t.disagreements:
+        parts.append(f"<div><small>⚑ The LLM judge and the classifier disagreed on {t.disagreements} turn(s).</small></div>")
+    for c in t.citations:
+        parts.append(
+            f'<details class="rp-cite"><summary>Guidance: {_e(c.title)} '
+            f"<small>[{_e(c.id)} · {_e(c.source)}]</small></summary><p>{_e(c.excerpt)}</p></details>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _highlight(text: str, quotes: Sequence[str]) -> str:
+    spans: list[tuple[int, int]] = []
+    for q in quotes:
+        start = text.find(q)
+        if start >= 0:
+            spans.append((start, start + len(q)))
+    spans.sort()
+    out, pos = [], 0
+    for s, e in spans:
+        if s < pos:
+            continue
+        out.append(_e(text[pos:s]) + "<mark>" + _e(text[s:e]) + "</mark>")
+        pos = e
+    out.append(_e(text[pos:]))
+    return "".join(out)
+
+
+def render_feedback(feedback: Feedback, turns: Sequence[dict[str, str]], about: str = "") -> str:
+    chips = "".join(
+        f'<span class="rp-chip rp-{t.status}" data-technique="{t.id}">{_e(t.id)}: {_STATUS_TEXT[t.status]}</span>'
+        for t in feedback.techniques
+    )
+    body = [CSS, '<div class="rp-card" id="feedback-card">', "<h3>Session feedback</h3>"]
+    body.append(f'<div class="rp-chips">{chips}</div>')
+    body.append(f"<p>{_e(feedback.summary)}</p>")
+    body.extend(_technique(t) for t in feedback.techniques)
+    body.extend(_technique(m, marker=True) for m in feedback.markers if m.instances)
+    quotes_by_turn: dict[int, list[str]] = {}
+    for t in feedback.techniques:
+        for i in t.instances:
+            quotes_by_turn.setdefault(i.index, []).append(i.quote)
+    body.append('<details class="rp-transcript" open><summary>Your transcript, with what counted highlighted</summary>')
+    n = 0
+    for idx, turn in enumerate(turns):
+        if turn["role"] == "agent":
+            n += 1
+            body.append(f'<div class="rp-agent"><b>You ({n}):</b> {_highlight(turn["text"], quotes_by_turn.get(idx, []))}</div>')
+        else:
+            body.append(f'<div class="rp-customer"><b>Customer:</b> {_e(turn["text"])}</div>')
+    body.append("</details>")
+    if about:
+        body.append(about)
+    body.append("</div>")
+    return "".join(body)

@@ -1,0 +1,115 @@
+"""The app as a trainee uses it: served for real, driven in headless Debian chromium."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served_app(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Iterator[tuple[str, Path]]:
+    """``rapport serve`` on a free port with the real embedded model and a fresh data dir."""
+    data = tmp_path_factory.mktemp("appdata")
+    port = free_port()
+    env = {
+        **os.environ,
+        "RAPPORT_DATA_DIR": str(data),
+        "RAPPORT_MODEL_PATH": str(default_model_path),
+        "RAPPORT_PROVIDER": "local",
+        "RAPPORT_MAX_TOKENS": "60",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    log = (data / "app.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (data / "app.log").read_text()
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("app did not start: " + (data / "app.log").read_text()[-3000:])
+        yield url, data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_practice_session_end_to_end(served_app: tuple[str, Path], browser: object) -> None:
+    url, data = served_app
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    # pick a persona other than the default
+    page.locator("#persona-picker input").click()
+    page.get_by_role("option", name="Helen Marsh").click()
+    page.locator("#persona-card").get_by_text("Halcyon Cloud").wait_for()
+    page.locator("#new-session").click()
+    bot = page.locator("#chat .message-row.bot-row, #chat .bot")
+    bot.first.wait_for()
+    opening = bot.first.inner_text()
+    assert "father" in opening.lower() or "dad" in opening.lower()
+    page.locator("#message textarea").fill(
+        "I'm so sorry about your father. That must be painful. Could you tell me what happened with the renewal?"
+    )
+    page.locator("#message textarea").press("Enter")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#chat .message-row.bot-row, #chat .bot').length >= 2"
+    )
+    # wait for streaming to finish: the status line clears
+    page.wait_for_function("() => !document.querySelector('#status').innerText.includes('typing')")
+    reply = bot.nth(1).inner_text().strip()
+    assert reply and reply != "…"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "practice.png"))
+
+    page.locator("#end-session").click()
+    card = page.locator("#feedback-card")
+    card.wait_for()
+    assert card.locator(".rp-chip").count() == 4
+    assert card.locator(".rp-quote").count() >= 1  # the trainee's own words quoted
+    assert card.locator("details.rp-cite").count() >= 1  # a guidance citation
+    card.locator("details.rp-cite summary").first.click()
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "feedback.png"), full_page=True)
+
+    with sqlite3.connect(data / "rapport.sqlite3") as con:
+        rows = con.execute(
+            "SELECT s.status, s.persona_id, s.feedback_json IS NOT NULL, COUNT(t.idx) FROM sessions s"
+            " JOIN turns t ON t.session_id = s.id GROUP BY s.id"
+        ).fetchall()
+    assert rows == [("ended", "grieving_cloud_photos", 1, 3)]

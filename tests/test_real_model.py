@@ -1,0 +1,69 @@
+"""The embedded model really generating (not skipped in CI)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sim.local_llm import LlamaCppChat
+from sim.persona import load_personas
+from sim.prompt import Message
+from sim.simulator import CustomerTurn
+
+pytestmark = pytest.mark.real_model
+PERSONAS = load_personas()
+ROLE_TOKENS = re.compile(r"<\|[^|]+\|>|\bAgent:|\bCustomer:")
+
+
+@pytest.fixture(scope="module")
+def qwen(default_model_path: Path) -> LlamaCppChat:
+    return LlamaCppChat(model_path=default_model_path, temperature=0.7, max_tokens=80, seed=7)
+
+
+@pytest.mark.parametrize("persona_id", ["irate_broadband_outage", "grieving_cloud_photos"])
+def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str) -> None:
+    p = PERSONAS[persona_id]
+    agent = "I'm sorry to hear that. Could you tell me what happened?"
+    turn = CustomerTurn(qwen, p, [Message("customer", p.opening_line), Message("agent", agent)])
+    partials = list(turn)
+    reply = turn.reply
+    assert reply is not None
+    assert len(partials) > 1, "the reply should stream in pieces"
+    assert reply.text.strip() and not reply.fallback
+    assert reply.text.strip() != agent
+    assert not ROLE_TOKENS.search(reply.text)
+    assert "how can i help" not in reply.text.lower()
+
+
+def test_prefix_is_reused_between_turns(qwen: LlamaCppChat, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn 2 must not re-read the persona prompt: llama.cpp evaluates only the new tokens."""
+    from sim.local_llm import load_llama
+
+    llm, _ = load_llama(qwen.model_path, qwen.n_ctx, qwen.n_threads)
+    evaluated: list[int] = []
+    real_eval = llm.eval
+
+    def counting_eval(tokens: list[int]) -> None:
+        evaluated.append(len(tokens))
+        real_eval(tokens)
+
+    monkeypatch.setattr(llm, "eval", counting_eval)
+    p = PERSONAS["confused_energy_bill"]
+    h = [Message("customer", p.opening_line), Message("agent", "Hello Doreen, what does the bill say?")]
+    first = CustomerTurn(qwen, p, h).run()
+    h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
+    evaluated.clear()
+    CustomerTurn(qwen, p, h).run()
+    prompt_eval = evaluated[0]  # the first eval call is the prompt; the rest are sampled tokens
+    full_prompt = llm.n_tokens - sum(evaluated[1:])
+    assert prompt_eval < 0.25 * full_prompt, (prompt_eval, full_prompt)
+
+
+def test_smollm2_fixture_generates(smollm2_path: Path) -> None:
+    tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=24, seed=1, n_ctx=2048)
+    p = PERSONAS["rushed_airline_rebooking"]
+    turn = CustomerTurn(tiny, p, [Message("customer", p.opening_line), Message("agent", "Hi, what's your booking reference?")])
+    reply = turn.run()
+    assert reply.text.strip()
