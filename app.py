@@ -59,11 +59,14 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
 
     def get_grader() -> Grader:
         if not _grader:
-            _grader.append(grader() if callable(grader) and not isinstance(grader, Grader) else grader)  # type: ignore[arg-type]
+            _grader.append(grader if isinstance(grader, Grader) else grader())
         return _grader[0]
 
     personas = practice.personas
-    choices = [(f"{p.name} — {p.archetype.value.replace('_', ' ')}, {p.difficulty}", p.id) for p in personas.values()]
+    choices = [
+        (f"{p.name} — {p.archetype.value.replace('_', ' ')}, {p.difficulty}", p.id)
+        for p in personas.values()
+    ]
     first = next(iter(personas))
 
     def on_pick(persona_id: str) -> str:
@@ -132,7 +135,9 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
         with gr.Tab("Practice"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=260):
-                    picker = gr.Dropdown(choices=choices, value=first, label="Customer", elem_id="persona-picker")
+                    picker = gr.Dropdown(
+                        choices=choices, value=first, label="Customer", elem_id="persona-picker"
+                    )
                     card = gr.Markdown(persona_card(personas[first]), elem_id="persona-card")
                     start = gr.Button("New session", variant="primary", elem_id="new-session")
                     end = gr.Button("End session", elem_id="end-session")
@@ -187,7 +192,9 @@ def main(settings: Settings | None = None) -> None:
         print(f"Ingested the shipped guidance: {report.chunks_written} chunks")
     demo = build_app(practice, grader)
     demo.queue(default_concurrency_limit=4)
-    print(f"Rapport is running at http://{settings.host}:{settings.port}  (provider: {settings.provider})")
+    print(
+        f"Rapport is running at http://{settings.host}:{settings.port}  (provider: {settings.provider})"
+    )
     demo.launch(server_name=settings.host, server_port=settings.port, show_error=True)
 
 

@@ -34,12 +34,16 @@ def personas_list() -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     for p in personas.values():
-        typer.echo(f"{p.id:32} {p.archetype.value:17} {p.difficulty:7} {p.name} ({p.scenario.company})")
+        typer.echo(
+            f"{p.id:32} {p.archetype.value:17} {p.difficulty:7} {p.name} ({p.scenario.company})"
+        )
 
 
 @personas_app.command("validate")
 def personas_validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; default: the library.")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders; default: the library.")
+    ] = None,
 ) -> None:
     """Validate persona files; print ``file: field: problem`` lines and exit 1 on errors."""
     from sim.persona import PERSONA_DIR, PersonaError, load_persona_file, persona_paths
@@ -135,8 +139,12 @@ def chat(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="md, txt, html or pdf files or folders")] = None,
-    shipped: Annotated[bool, typer.Option("--shipped", help="Ingest the shipped guidance/ corpus")] = False,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="md, txt, html or pdf files or folders")
+    ] = None,
+    shipped: Annotated[
+        bool, typer.Option("--shipped", help="Ingest the shipped guidance/ corpus")
+    ] = False,
     quiet_if_unchanged: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Add guidance to the Chroma store. Re-ingesting an unchanged file adds nothing."""
@@ -157,7 +165,10 @@ def ingest(
     settings.ensure_dirs()
     store = GuidanceStore(settings)
     bar = tqdm(desc="Ingesting", unit="file", disable=None)
-    report = store.ingest(targets, progress=lambda src: bar.update(1))
+    def tick(source: str) -> None:
+        bar.update(1)
+
+    report = store.ingest(targets, progress=tick)
     bar.close()
     for src, n in report.added.items():
         typer.echo(f"added     {src} ({n} chunks)")
@@ -195,7 +206,9 @@ def grade(
             if not isinstance(rec["id"], str) or not all(
                 t["role"] in ("customer", "agent") and isinstance(t["text"], str) for t in turns
             ):
-                raise ValueError("id must be a string; each turn needs role customer|agent and text")
+                raise ValueError(
+                    "id must be a string; each turn needs role customer|agent and text"
+                )
         except (ValueError, KeyError, TypeError) as exc:
             typer.echo(f"{input}:{n}: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -151,9 +151,12 @@ class ExemplarIndex:
             ).fit(X, y)
 
     def prob(self, technique_id: str, vecs: np.ndarray) -> np.ndarray:
-        return self.models[technique_id].predict_proba(vecs)[:, 1]  # type: ignore[no-any-return]
+        probs: np.ndarray = self.models[technique_id].predict_proba(vecs)[:, 1]
+        return probs
 
-    def nearest(self, technique_id: str, vecs: np.ndarray, k: int = KNN_K) -> list[list[dict[str, Any]]]:
+    def nearest(
+        self, technique_id: str, vecs: np.ndarray, k: int = KNN_K
+    ) -> list[list[dict[str, Any]]]:
         """The k nearest exemplars of one technique for each vector (retrieved from Chroma)."""
         res = self.collection.query(
             query_embeddings=vecs.tolist(),
@@ -275,6 +278,10 @@ def infer_tags(text: str, rubric: Rubric | None = None, min_similarity: float = 
             c = enc.encode(t.positive).mean(axis=0)
             _centroids[t.id] = c / np.linalg.norm(c)
     v = enc.encode([text])[0]
-    sims = {tid: float(v @ c) for tid, c in _centroids.items() if tid in rubric.technique_ids + rubric.marker_ids}
+    sims = {
+        tid: float(v @ c)
+        for tid, c in _centroids.items()
+        if tid in rubric.technique_ids + rubric.marker_ids
+    }
     tags = [tid for tid, s in sims.items() if s >= min_similarity]
     return tags or [max(sims, key=lambda k: sims[k])]

@@ -99,10 +99,12 @@ class MiniLMEmbeddings(Embeddings):
     """LangChain ``Embeddings`` over the shared encoder."""
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return get_encoder().encode(texts).tolist()  # type: ignore[no-any-return]
+        vecs: list[list[float]] = get_encoder().encode(texts).tolist()
+        return vecs
 
     def embed_query(self, text: str) -> list[float]:
-        return get_encoder().encode([text])[0].tolist()  # type: ignore[no-any-return]
+        vec: list[float] = get_encoder().encode([text])[0].tolist()
+        return vec
 
 
 @register_embedding_function

@@ -55,10 +55,25 @@ class Feedback(BaseModel):
 
 
 _SWAPS = {
-    "i": "you", "i'm": "you're", "im": "you're", "i've": "you've", "i'll": "you'll", "i'd": "you'd",
-    "me": "you", "my": "your", "mine": "yours", "myself": "yourself", "am": "are",
-    "we": "you", "we're": "you're", "we've": "you've", "our": "your", "us": "you",
-    "you": "I", "your": "my", "you're": "I'm",
+    "i": "you",
+    "i'm": "you're",
+    "im": "you're",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "am": "are",
+    "we": "you",
+    "we're": "you're",
+    "we've": "you've",
+    "our": "your",
+    "us": "you",
+    "you": "I",
+    "your": "my",
+    "you're": "I'm",
 }
 
 
@@ -82,13 +97,19 @@ def _pick_turn(technique: str, turns: Sequence[dict[str, str]], agent_idx: list[
     if technique == "cooperate":
         return agent_idx[-1]
     if technique == "affirm":
+
         def prev_len(i: int) -> int:
-            return len(next((t["text"] for t in reversed(turns[:i]) if t["role"] == "customer"), ""))
+            return len(
+                next((t["text"] for t in reversed(turns[:i]) if t["role"] == "customer"), "")
+            )
+
         return max(agent_idx, key=prev_len)
     return agent_idx[0]
 
 
-def build_feedback(grader: Grader, turns: Sequence[dict[str, str]], grades: list[TurnGrade] | None = None) -> Feedback:
+def build_feedback(
+    grader: Grader, turns: Sequence[dict[str, str]], grades: list[TurnGrade] | None = None
+) -> Feedback:
     grades = grades if grades is not None else grader.grade_turns(turns)
     agent_idx = [g.index for g in grades]
     number = {idx: n for n, idx in enumerate(agent_idx, 1)}
@@ -104,7 +125,9 @@ def build_feedback(grader: Grader, turns: Sequence[dict[str, str]], grades: list
         for pid in ids:
             p = grader.guidance.get_passage(pid)
             if p and all(c.id != p.id for c in out):
-                out.append(Citation(id=p.id, title=p.title, source=p.source, excerpt=p.excerpt[:600]))
+                out.append(
+                    Citation(id=p.id, title=p.title, source=p.source, excerpt=p.excerpt[:600])
+                )
         return out
 
     techniques: list[TechniqueFeedback] = []
@@ -118,7 +141,7 @@ def build_feedback(grader: Grader, turns: Sequence[dict[str, str]], grades: list
         ]
         cited: list[str] = []
         for _, v in verdicts:
-            if (v.used if status_of[tid] == "used" else v.used is False):
+            if v.used if status_of[tid] == "used" else v.used is False:
                 cited.extend(x for x in v.guidance_ids if x not in cited)
         fb = TechniqueFeedback(
             id=tid,
@@ -146,7 +169,11 @@ def build_feedback(grader: Grader, turns: Sequence[dict[str, str]], grades: list
             if vec["documents"] and vec["documents"][0]:
                 example = vec["documents"][0][0]
             fb.rewrite = Rewrite(
-                index=i, turn=number[i], original=turns[i]["text"], suggestion=suggestion, example=example
+                index=i,
+                turn=number[i],
+                original=turns[i]["text"],
+                suggestion=suggestion,
+                example=example,
             )
         techniques.append(fb)
 
@@ -178,17 +205,22 @@ def build_feedback(grader: Grader, turns: Sequence[dict[str, str]], grades: list
 def _embed(text: str) -> list[float]:
     from rubric.embeddings import get_encoder
 
-    return get_encoder().encode([text])[0].tolist()  # type: ignore[no-any-return]
+    vec: list[float] = get_encoder().encode([text])[0].tolist()
+    return vec
 
 
 def _marker_guidance(grader: Grader, marker_id: str) -> list[str]:
     if grader.guidance is None:
         return []
     tag = grader.rubric.get(marker_id).guidance_tags[0]
-    return [p.id for p in grader.guidance.search(grader.rubric.get(marker_id).definition, tag=tag, k=1)]
+    return [
+        p.id for p in grader.guidance.search(grader.rubric.get(marker_id).definition, tag=tag, k=1)
+    ]
 
 
-def _summary_text(techniques: list[TechniqueFeedback], markers: list[TechniqueFeedback], n_turns: int) -> str:
+def _summary_text(
+    techniques: list[TechniqueFeedback], markers: list[TechniqueFeedback], n_turns: int
+) -> str:
     if n_turns == 0:
         return "You ended the session before replying, so there is nothing to grade yet."
     used = [t for t in techniques if t.status == "used"]
@@ -199,7 +231,8 @@ def _summary_text(techniques: list[TechniqueFeedback], markers: list[TechniqueFe
     parts[0] += "."
     if missed:
         parts.append(
-            "Missed: " + ", ".join(t.id for t in missed)
+            "Missed: "
+            + ", ".join(t.id for t in missed)
             + f". Start with {missed[0].id}: see the suggested rewrite of turn {missed[0].rewrite.turn if missed[0].rewrite else 1}."
         )
     ns = [t.id for t in techniques if t.status == "not_scored"]

@@ -32,7 +32,9 @@ GOLD_PATH = Path(__file__).resolve().parent.parent / "eval" / "data" / "gold.jso
 
 
 def load_gold(path: Path = GOLD_PATH, split: str | None = None) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -66,7 +68,11 @@ def fit(rubric: Rubric | None = None, gold_path: Path = GOLD_PATH) -> Calibratio
         y = np.array([tid in r["labels"] for r in dev])
         model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)
         cv = cross_val_predict(
-            model, X[tid], y, cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba"
+            model,
+            X[tid],
+            y,
+            cv=StratifiedKFold(5, shuffle=True, random_state=0),
+            method="predict_proba",
         )[:, 1]
         grid = np.round(np.arange(0.3, 0.71, 0.02), 2)
         threshold = float(max(grid, key=lambda th: (_f1(cv >= th, y), -abs(th - 0.5))))

@@ -154,7 +154,9 @@ class Grader:
                     ids.append(p.id)
         return ids
 
-    def classify_turn(self, agent_text: str, customer_text: str) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+    def classify_turn(
+        self, agent_text: str, customer_text: str
+    ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
         """The classifier's verdicts for one agent turn, plus marker verdicts."""
         a = analyse_turn(self.index, agent_text, customer_text)
         verdicts: dict[str, Verdict] = {}
@@ -196,7 +198,9 @@ class Grader:
             out = self.judge.combine(norm, out, self)
         return out
 
-    def grade_transcript(self, transcript_id: str, turns: Sequence[Turn | dict[str, str]]) -> TranscriptGrade:
+    def grade_transcript(
+        self, transcript_id: str, turns: Sequence[Turn | dict[str, str]]
+    ) -> TranscriptGrade:
         graded = self.grade_turns(turns)
         return TranscriptGrade(
             id=transcript_id, turns=graded, summary=summarise(graded, self.technique_ids)

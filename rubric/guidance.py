@@ -28,7 +28,18 @@ from sim.settings import Settings
 GUIDANCE_DIR = Path(__file__).resolve().parent.parent / "guidance"
 COLLECTION = "rapport_guidance"
 SUPPORTED = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf"}
-TAGS = ("listen", "validate", "cooperate", "affirm", "dismissive", "name", "tone", "calm", "vent", "empathy")
+TAGS = (
+    "listen",
+    "validate",
+    "cooperate",
+    "affirm",
+    "dismissive",
+    "name",
+    "tone",
+    "calm",
+    "vent",
+    "empathy",
+)
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
@@ -64,7 +75,9 @@ def chroma_client(settings: Settings) -> chromadb.ClientAPI:
     """A persistent client in the data dir, or an HTTP client when a Chroma server is set."""
     cs = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
-        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=cs)
+        return chromadb.HttpClient(
+            host=settings.chroma_host, port=settings.chroma_port, settings=cs
+        )
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=cs)
@@ -211,13 +224,14 @@ class GuidanceStore:
         return report
 
     # --- retrieval ------------------------------------------------------------------------
-    def search(
-        self, query: str | list[float], tag: str | None = None, k: int = 3
-    ) -> list[Passage]:
+    def search(self, query: str | list[float], tag: str | None = None, k: int = 3) -> list[Passage]:
         vec = self.embeddings.embed_query(query) if isinstance(query, str) else query
         where = {f"tag_{tag}": True} if tag else None
         res = self.collection.query(
-            query_embeddings=[vec], n_results=k, where=where, include=["documents", "metadatas", "distances"]
+            query_embeddings=[vec],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
         )
         out = []
         for doc, md, dist in zip(
@@ -236,7 +250,9 @@ class GuidanceStore:
         return out
 
     def get_passage(self, passage_id: str) -> Passage | None:
-        got = self.collection.get(where={"passage_id": passage_id}, include=["documents", "metadatas"])
+        got = self.collection.get(
+            where={"passage_id": passage_id}, include=["documents", "metadatas"]
+        )
         if not got["ids"]:
             return None
         md = got["metadatas"][0]

@@ -43,11 +43,17 @@ def _technique(t: TechniqueFeedback, marker: bool = False) -> str:
     if t.rewrite:
         parts.append(
             f'<div class="rp-rewrite">Try this in turn {t.rewrite.turn}: “{_e(t.rewrite.suggestion)}”'
-            + (f"<br><small>Agents who do this well say things like: “{_e(t.rewrite.example)}”</small>" if t.rewrite.example else "")
+            + (
+                f"<br><small>Agents who do this well say things like: “{_e(t.rewrite.example)}”</small>"
+                if t.rewrite.example
+                else ""
+            )
             + "</div>"
         )
     if t.disagreements:
-        parts.append(f"<div><small>⚑ The LLM judge and the classifier disagreed on {t.disagreements} turn(s).</small></div>")
+        parts.append(
+            f"<div><small>⚑ The LLM judge and the classifier disagreed on {t.disagreements} turn(s).</small></div>"
+        )
     for c in t.citations:
         parts.append(
             f'<details class="rp-cite"><summary>Guidance: {_e(c.title)} '
@@ -88,12 +94,16 @@ def render_feedback(feedback: Feedback, turns: Sequence[dict[str, str]], about: 
     for t in feedback.techniques:
         for i in t.instances:
             quotes_by_turn.setdefault(i.index, []).append(i.quote)
-    body.append('<details class="rp-transcript" open><summary>Your transcript, with what counted highlighted</summary>')
+    body.append(
+        '<details class="rp-transcript" open><summary>Your transcript, with what counted highlighted</summary>'
+    )
     n = 0
     for idx, turn in enumerate(turns):
         if turn["role"] == "agent":
             n += 1
-            body.append(f'<div class="rp-agent"><b>You ({n}):</b> {_highlight(turn["text"], quotes_by_turn.get(idx, []))}</div>')
+            body.append(
+                f'<div class="rp-agent"><b>You ({n}):</b> {_highlight(turn["text"], quotes_by_turn.get(idx, []))}</div>'
+            )
         else:
             body.append(f'<div class="rp-customer"><b>Customer:</b> {_e(turn["text"])}</div>')
     body.append("</details>")

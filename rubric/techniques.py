@@ -5,6 +5,7 @@ Trainers add a technique or exemplar sentences by editing the YAML; no code chan
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -44,9 +45,7 @@ class Technique(BaseModel):
         "$concern is the customer's last point in the agent's voice; $original is the agent's "
         "turn as written.",
     )
-    positive: list[str] = Field(
-        min_length=5, description="Agent sentences that DO show this item."
-    )
+    positive: list[str] = Field(min_length=5, description="Agent sentences that DO show this item.")
     negative: list[str] = Field(
         min_length=5,
         description="Agent sentences that do NOT show it, especially near-misses.",
@@ -108,10 +107,13 @@ def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
         for e in exc.errors():
             loc = list(e["loc"])
             # Name the technique by id rather than list index where we can.
-            if len(loc) >= 2 and loc[0] == "techniques" and isinstance(loc[1], int) and isinstance(data, dict):
-                try:
+            if (
+                len(loc) >= 2
+                and loc[0] == "techniques"
+                and isinstance(loc[1], int)
+                and isinstance(data, dict)
+            ):
+                with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
                     loc[1] = data["techniques"][loc[1]].get("id", loc[1])
-                except (KeyError, IndexError, TypeError, AttributeError):
-                    pass
             problems.append(f"{path}: {'.'.join(str(p) for p in loc) or '(file)'}: {e['msg']}")
         raise RubricError(problems) from None

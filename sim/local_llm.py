@@ -138,9 +138,7 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        text = "".join(
-            c.message.text for c in self._stream(messages, stop, run_manager, **kwargs)
-        )
+        text = "".join(c.message.text for c in self._stream(messages, stop, run_manager, **kwargs))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
     def _stream(
@@ -158,8 +156,8 @@ class LlamaCppChat(BaseChatModel):
                 **self._params(stop, **kwargs),
             )
             for part in stream:
-                delta = part["choices"][0].get("delta", {})  # type: ignore[index]
-                piece = delta.get("content") or ""
+                choice: Any = part["choices"][0]  # type: ignore[index]
+                piece = str(choice.get("delta", {}).get("content") or "")
                 if not piece:
                     continue
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))

@@ -92,7 +92,9 @@ def verify(path: Path, model: PartedModel = DEFAULT_MODEL, *, force: bool = Fals
     if not force and side.exists():
         try:
             rec = json.loads(side.read_text())
-            if rec.get("stat") == _stat_key(path) and rec.get("sha256", "").startswith(model.sha256):
+            if rec.get("stat") == _stat_key(path) and rec.get("sha256", "").startswith(
+                model.sha256
+            ):
                 return
         except (OSError, ValueError):
             pass

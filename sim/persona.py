@@ -154,9 +154,13 @@ def parse_persona(text: str, persona_id: str, source: str) -> Persona:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise PersonaError([f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+        raise PersonaError(
+            [f"{source}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"]
+        ) from None
     if not isinstance(data, dict):
-        raise PersonaError([f"{source}: (file): expected a mapping of fields, got {type(data).__name__}"])
+        raise PersonaError(
+            [f"{source}: (file): expected a mapping of fields, got {type(data).__name__}"]
+        )
     try:
         spec = PersonaSpec.model_validate(data)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,10 +77,9 @@ class Practice:
         messages = build_messages(persona, [Message("customer", persona.opening_line)])
 
         def run() -> None:
-            try:
+            # warming is an optimisation; the real reply reports any error
+            with contextlib.suppress(Exception):
                 warm(messages)
-            except Exception:  # warming is an optimisation; the real reply reports errors
-                pass
 
         t = threading.Thread(target=run, name=f"prewarm-{persona.id}", daemon=True)
         t.start()

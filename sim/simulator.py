@@ -76,7 +76,8 @@ class CustomerTurn:
         result = Reply(text="")
         for _ in range(self.max_attempts):
             raw, text = "", ""
-            for raw, text in self._attempt():
+            for raw_so_far, text in self._attempt():
+                raw = raw_so_far
                 yield text
             result.attempts.append(raw)
             reason = role_break(text)

@@ -143,7 +143,15 @@ class SessionStore:
             db.execute(
                 "INSERT INTO sessions (id, persona_id, persona_version, started_at, model_json,"
                 " user_id, private) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, persona_id, persona_version, _now(), json.dumps(model), user_id, int(private)),
+                (
+                    sid,
+                    persona_id,
+                    persona_version,
+                    _now(),
+                    json.dumps(model),
+                    user_id,
+                    int(private),
+                ),
             )
         return sid
 
@@ -170,7 +178,12 @@ class SessionStore:
             db.execute(
                 "UPDATE sessions SET ended_at = COALESCE(ended_at, ?), status = ?,"
                 " feedback_json = COALESCE(?, feedback_json) WHERE id = ?",
-                (_now(), status, json.dumps(feedback) if feedback is not None else None, session_id),
+                (
+                    _now(),
+                    status,
+                    json.dumps(feedback) if feedback is not None else None,
+                    session_id,
+                ),
             )
 
     def save_feedback(self, session_id: str, feedback: dict[str, Any]) -> None:

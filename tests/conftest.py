@@ -12,11 +12,11 @@ import pytest
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
-from sim.fake_llm import ScriptedChatModel  # noqa: E402
-from sim.persona import load_personas  # noqa: E402
-from sim.practice import Practice  # noqa: E402
-from sim.settings import Settings  # noqa: E402
-from sim.store import SessionStore  # noqa: E402
+from sim.fake_llm import ScriptedChatModel
+from sim.persona import load_personas
+from sim.practice import Practice
+from sim.settings import Settings
+from sim.store import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

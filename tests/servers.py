@@ -19,12 +19,22 @@ from tests.conftest import free_port
 def llama_server(model: Path, alias: str = "tiny", n_ctx: int = 2048) -> Iterator[str]:
     """Start ``python -m llama_cpp.server`` and yield its ``/v1`` base URL."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model), "--model_alias", alias,
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,  # a file, not a pipe: a full pipe would block the server

@@ -18,13 +18,21 @@ from tests.conftest import ROOT, free_port
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
 @pytest.fixture(scope="module")
-def served_app(tmp_path_factory: pytest.TempPathFactory, default_model_path: Path) -> Iterator[tuple[str, Path]]:
+def served_app(
+    tmp_path_factory: pytest.TempPathFactory, default_model_path: Path
+) -> Iterator[tuple[str, Path]]:
     """``rapport serve`` on a free port with the real embedded model and a fresh data dir."""
     data = tmp_path_factory.mktemp("appdata")
     port = free_port()
@@ -39,7 +47,10 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, default_model_path: Pat
     log = (data / "app.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-
 from sim.store import SessionStore
+from tests.conftest import ROOT
 
 
 def test_sigkill_mid_reply_loses_no_committed_turn(tmp_path: Path) -> None:
@@ -54,4 +53,8 @@ def test_crashed_session_resumes_and_answers_the_pending_message(tmp_path: Path)
     session = practice.resume(sid)
     assert session.pending_reply()
     list(session.respond("And when did it arrive?"))
-    assert [t.text for t in session.record.turns] == ["Hello?", "And when did it arrive?", "On Monday."]
+    assert [t.text for t in session.record.turns] == [
+        "Hello?",
+        "And when did it arrive?",
+        "On Monday.",
+    ]

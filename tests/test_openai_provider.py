@@ -30,7 +30,9 @@ def test_streams_a_customer_reply_through_chatopenai(tiny_server: str, tmp_path:
     model = get_chat_model(settings)
     assert type(model).__name__ == "ChatOpenAI"
     p = load_personas()["confused_energy_bill"]
-    turn = CustomerTurn(model, p, [Message("customer", p.opening_line), Message("agent", "What does the bill say?")])
+    turn = CustomerTurn(
+        model, p, [Message("customer", p.opening_line), Message("agent", "What does the bill say?")]
+    )
     partials = list(turn)
     assert turn.reply is not None and turn.reply.text.strip()
     assert len(partials) > 1  # streamed, not one blob

@@ -37,7 +37,9 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
     assert "how can i help" not in reply.text.lower()
 
 
-def test_prefix_is_reused_between_turns(qwen: LlamaCppChat, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefix_is_reused_between_turns(
+    qwen: LlamaCppChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Turn 2 must not re-read the persona prompt: llama.cpp evaluates only the new tokens."""
     from sim.local_llm import load_llama
 
@@ -51,7 +53,10 @@ def test_prefix_is_reused_between_turns(qwen: LlamaCppChat, monkeypatch: pytest.
 
     monkeypatch.setattr(llm, "eval", counting_eval)
     p = PERSONAS["confused_energy_bill"]
-    h = [Message("customer", p.opening_line), Message("agent", "Hello Doreen, what does the bill say?")]
+    h = [
+        Message("customer", p.opening_line),
+        Message("agent", "Hello Doreen, what does the bill say?"),
+    ]
     first = CustomerTurn(qwen, p, h).run()
     h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
     evaluated.clear()
@@ -64,6 +69,13 @@ def test_prefix_is_reused_between_turns(qwen: LlamaCppChat, monkeypatch: pytest.
 def test_smollm2_fixture_generates(smollm2_path: Path) -> None:
     tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=24, seed=1, n_ctx=2048)
     p = PERSONAS["rushed_airline_rebooking"]
-    turn = CustomerTurn(tiny, p, [Message("customer", p.opening_line), Message("agent", "Hi, what's your booking reference?")])
+    turn = CustomerTurn(
+        tiny,
+        p,
+        [
+            Message("customer", p.opening_line),
+            Message("agent", "Hi, what's your booking reference?"),
+        ],
+    )
     reply = turn.run()
     assert reply.text.strip()

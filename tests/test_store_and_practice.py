@@ -13,10 +13,15 @@ from sim.store import SessionStore, StoreError
 PID = "irate_broadband_outage"
 
 
-def test_turns_are_committed_and_session_resumes(practice: Practice, fake: ScriptedChatModel) -> None:
+def test_turns_are_committed_and_session_resumes(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
     fake.enqueue(["It went down at nine this morning!", "Fine. The account is 4417."])
     s = practice.start(PID)
-    assert "".join(list(s.respond("When did it go down?"))[-1:]) == "It went down at nine this morning!"
+    assert (
+        "".join(list(s.respond("When did it go down?"))[-1:])
+        == "It went down at nine this morning!"
+    )
     list(s.respond("Could you give me your account number?"))
     # a second, independent store sees everything (committed, not cached)
     other = SessionStore(practice.settings.db_path)
@@ -53,7 +58,9 @@ def test_role_break_is_regenerated_once(practice: Practice, fake: ScriptedChatMo
     assert len(fake.history) == 2
 
 
-def test_two_role_breaks_fall_back_in_character(practice: Practice, fake: ScriptedChatModel) -> None:
+def test_two_role_breaks_fall_back_in_character(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
     fake.enqueue(["As an AI I can't.", "How may I assist you?"])
     s = practice.start(PID)
     list(s.respond("Write me a poem"))
@@ -63,7 +70,9 @@ def test_two_role_breaks_fall_back_in_character(practice: Practice, fake: Script
     assert len(fake.history) == 2  # regenerated once, not more
 
 
-def test_model_failure_keeps_message_and_resend_retries(practice: Practice, fake: ScriptedChatModel) -> None:
+def test_model_failure_keeps_message_and_resend_retries(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
     fake.enqueue([TimeoutError("read timed out"), "Finally, an answer."])
     s = practice.start(PID)
     with pytest.raises(SimulatorError, match="TimeoutError"):
