@@ -236,6 +236,69 @@ def _judge_for(settings: object) -> object | None:
     return LLMJudge(get_chat_model(settings))
 
 
+@app.command("eval")
+def eval_cmd(
+    suite: Annotated[list[str] | None, typer.Option("--suite", help="gold, consistency, invariance, known-groups (default: all)")] = None,
+    input: Annotated[Path | None, typer.Option("--input", help="Your labelled JSONL: rapport grade input plus 'labels'")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Report folder")] = Path("eval/reports/latest"),
+    judge: Annotated[str, typer.Option("--judge", help="classifier, or openai to evaluate the LLM-judge path too")] = "classifier",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N items per suite (a quick slice)")] = None,
+    k: Annotated[int, typer.Option(help="Repeats for the consistency suite")] = 5,
+    persona: Annotated[list[str] | None, typer.Option("--persona", help="Personas for known-groups (default: all)")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
+) -> None:
+    """Score the rubric's validity and consistency offline and write a report."""
+    import tempfile
+
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from eval import runner, suites
+    from rubric.classifier import ExemplarIndex, load_calibration_for
+    from rubric.grader import Grader
+    from rubric.techniques import load_rubric
+    from sim.practice import Practice
+    from sim.settings import Settings
+
+    settings = Settings()
+    names = list(suite or ([] if input else list(runner.ALL_SUITES)))
+    if input:
+        names.append("input")
+    rubric = load_rubric()
+    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
+    grader = Grader(rubric, ExemplarIndex(rubric, client), load_calibration_for(rubric))
+    graders = [("classifier", grader)]
+    if judge == "openai":
+        js = Settings(provider="openai") if settings.provider != "openai" else settings
+        jg = _judge_for(js)
+        if jg is None:
+            typer.echo("error: --judge openai needs RAPPORT_PROVIDER=openai settings", err=True)
+            raise typer.Exit(2)
+        graders.append(("llm_judge", Grader(rubric, grader.index, grader.calibration, judge=jg)))
+    elif judge != "classifier":
+        typer.echo("error: --judge must be classifier or openai", err=True)
+        raise typer.Exit(2)
+    tmp = Path(tempfile.mkdtemp(prefix="rapport-eval-"))
+    practice = Practice.from_settings(settings.model_copy(update={"data_dir": tmp}))
+
+    def play(persona_id: str, lines: list[str]) -> list[dict[str, str]]:
+        session = practice.start(persona_id)
+        p = practice.personas[persona_id]
+        for line in lines:
+            for _ in session.respond(suites.fill(line, p)):
+                pass
+        return [{"role": t.role, "text": t.text} for t in session.record.turns]
+
+    opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
+    persona_ids = list(persona or practice.personas)
+    for label, g in graders:
+        folder = out if len(graders) == 1 else out / label
+        res = runner.run(g, folder, names, opts, play, persona_ids, input, label)
+        typer.echo(f"{label}: report written to {folder / 'report.md'}")
+        for t, c in res["reliability"].items():
+            typer.echo(f"  {t:10} F1 {runner._fmt(c['f1'])}  kappa {runner._fmt(c['kappa'])}  retest alpha {runner._fmt(c['retest_alpha'])}  flip {runner._fmt(c['flip_rate'], 3)}")
+
+
 @rubric_app.command("fit")
 def rubric_fit() -> None:
     """Refit the classifier's weights on the gold dev split (after editing exemplars)."""

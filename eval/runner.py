@@ -1,0 +1,213 @@
+"""``rapport eval``: run the suites and write a report folder a trainer can read.
+
+The folder holds ``report.md``, ``metrics.json``, ``reliability.json`` (the per-technique card
+the app shows) and PNG plots made with matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from eval import suites
+from eval.suites import Options
+from rubric.grader import Grader
+
+TARGETS = {"f1": 0.85, "kappa": 0.75, "agreement": 1.0, "flip_rate": 0.02, "ordered_share": 1.0}
+ALL_SUITES = ("gold", "consistency", "invariance", "known-groups")
+
+
+def run(
+    grader: Grader,
+    out: Path,
+    suite_names: Sequence[str] = ALL_SUITES,
+    opts: Options | None = None,
+    play: Callable[[str, list[str]], list[dict[str, str]]] | None = None,
+    persona_ids: Sequence[str] = (),
+    input_path: Path | None = None,
+    label: str = "classifier",
+) -> dict[str, Any]:
+    opts = opts or Options()
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"grader": label, "techniques": grader.technique_ids, "suites": {}}
+    timings: dict[str, float] = {}
+    for name in suite_names:
+        t0 = time.perf_counter()
+        if name == "gold":
+            results["suites"]["gold"] = suites.suite_gold(grader, opts)
+        elif name == "consistency":
+            results["suites"]["consistency"] = suites.suite_consistency(grader, opts)
+        elif name == "invariance":
+            results["suites"]["invariance"] = suites.suite_invariance(grader, opts)
+        elif name == "known-groups":
+            if play is None:
+                raise ValueError("the known-groups suite needs a simulator to play sessions")
+            results["suites"]["known-groups"] = suites.suite_known_groups(grader, opts, play, persona_ids)
+        elif name == "input":
+            if input_path is None:
+                raise ValueError("the input suite needs --input FILE.jsonl")
+            results["suites"]["input"] = suites.suite_input(grader, opts, input_path)
+        else:
+            raise ValueError(f"unknown suite {name!r}; choose from {', '.join(ALL_SUITES)}")
+        timings[name] = round(time.perf_counter() - t0, 2)
+    results["seconds"] = timings
+    results["reliability"] = reliability_card(results, grader.technique_ids)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "reliability.json").write_text(json.dumps(results["reliability"], indent=2) + "\n")
+    plots(results, out)
+    (out / "report.md").write_text(report_markdown(results))
+    return results
+
+
+def reliability_card(results: dict[str, Any], techniques: Sequence[str]) -> dict[str, Any]:
+    """Per technique: kappa vs gold (test) with interval, test-retest alpha, flip rate, support, abstention."""
+    s = results["suites"]
+    test = s.get("gold", {}).get("test", {})
+    cons = s.get("consistency", {})
+    inv = s.get("invariance", {})
+    card: dict[str, Any] = {}
+    for t in techniques:
+        g = test.get(t, {})
+        card[t] = {
+            "f1": g.get("f1"),
+            "kappa": g.get("kappa"),
+            "kappa_ci": g.get("kappa_ci"),
+            "retest_alpha": cons.get(t, {}).get("alpha"),
+            "retest_agreement": cons.get(t, {}).get("agreement"),
+            "flip_rate": inv.get("per_technique", {}).get(t),
+            "support": g.get("support"),
+            "abstain_rate": g.get("abstain_rate"),
+        }
+    return card
+
+
+def _fmt(x: Any, nd: int = 2) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, (list, tuple)) and len(x) == 2:
+        return f"[{_fmt(x[0], nd)}, {_fmt(x[1], nd)}]"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("✅ met" if ok else "❌ missed")
+
+
+def report_markdown(results: dict[str, Any]) -> str:
+    s = results["suites"]
+    card = results["reliability"]
+    lines = [f"# Rapport evaluation report ({results['grader']})", ""]
+    lines += [
+        "How far to trust each technique's verdicts. F1 and κ are on the gold **test** split,",
+        "which the grader was never fitted or tuned on.",
+        "",
+        "| technique | F1 (test) | κ (test) [95% CI] | retest α | flip rate | support | abstains |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t, c in card.items():
+        lines.append(
+            f"| {t} | {_fmt(c['f1'])} | {_fmt(c['kappa'])} {_fmt(c['kappa_ci'])} | {_fmt(c['retest_alpha'])} "
+            f"| {_fmt(c['flip_rate'], 3)} | {_fmt(c['support'])} | {_fmt(c['abstain_rate'])} |"
+        )
+    lines += ["", "## Targets", "", "| target | result |", "|---|---|"]
+    for t, c in card.items():
+        if c["f1"] is not None:
+            lines.append(f"| {t}: F1 ≥ {TARGETS['f1']} | {_fmt(c['f1'])} {_mark(c['f1'] >= TARGETS['f1'])} |")
+            lines.append(f"| {t}: κ ≥ {TARGETS['kappa']} | {_fmt(c['kappa'])} {_mark(c['kappa'] >= TARGETS['kappa'])} |")
+        if c["retest_agreement"] is not None:
+            lines.append(f"| {t}: retest agreement = 1.0 | {_fmt(c['retest_agreement'])} {_mark(c['retest_agreement'] >= 1.0)} |")
+        if c["flip_rate"] is not None:
+            lines.append(f"| {t}: flip rate ≤ 2% | {_fmt(c['flip_rate'], 3)} {_mark(c['flip_rate'] <= TARGETS['flip_rate'])} |")
+    kg = s.get("known-groups")
+    if kg:
+        lines.append(f"| known groups ordered on 100% of personas | {_fmt(kg['ordered_share'])} {_mark(kg['ordered_share'] >= 1.0)} |")
+    if "gold" in s:
+        lines += ["", "## Gold set", ""]
+        for split in ("dev", "test"):
+            lines += [f"### {split}", "", "| technique | precision | recall | F1 [95% CI] | κ | support |", "|---|---|---|---|---|---|"]
+            for t, m in s["gold"][split].items():
+                lines.append(
+                    f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} {_fmt(m['f1_ci'])} "
+                    f"| {_fmt(m['kappa'])} | {m['support']} of {m['n']} |"
+                )
+            lines.append("")
+        lines += ["![Per-technique F1 and kappa](bars.png)", "", "![Confusion matrices](confusion.png)", ""]
+    if "consistency" in s:
+        c = s["consistency"]
+        lines += ["## Consistency", "", f"Each of {c['items']} turns graded {c['k']} times.", "", "| technique | agreement | Krippendorff's α |", "|---|---|---|"]
+        lines += [f"| {t} | {_fmt(c[t]['agreement'])} | {_fmt(c[t]['alpha'])} |" for t in results["techniques"]]
+        lines.append("")
+    if "invariance" in s:
+        inv = s["invariance"]
+        names = [n for n in inv if isinstance(inv[n], dict) and "flip_rate" in inv[n]]
+        lines += ["## Invariance", "", "Share of verdicts that flip under meaning-preserving changes.", "", "| change | " + " | ".join(results["techniques"]) + " | all |", "|---" * (len(results["techniques"]) + 2) + "|"]
+        for n in names:
+            lines.append(f"| {n} | " + " | ".join(_fmt(inv[n][t], 3) for t in results["techniques"]) + f" | {_fmt(inv[n]['flip_rate'], 3)} |")
+        lines += ["", "Paraphrases are hand-written and may shift meaning slightly; the mechanical changes must not.", ""]
+    if kg:
+        lines += ["## Known groups", "", "| persona | good | mixed | bad | ordered |", "|---|---|---|---|---|"]
+        for pid, sc in kg["personas"].items():
+            lines.append(f"| {pid} | {_fmt(sc['good'])} | {_fmt(sc['mixed'])} | {_fmt(sc['bad'])} | {'yes' if pid not in kg['misordered'] else '**no**'} |")
+        lines += ["", "![Session score distributions](scores.png)", ""]
+    if "input" in s:
+        lines += ["## Outside labelled data", "", "| technique | precision | recall | F1 | κ |", "|---|---|---|---|---|"]
+        for t, m in s["input"]["all"].items():
+            lines.append(f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {_fmt(m['kappa'])} |")
+    lines += ["", f"Suite run times (s): {results['seconds']}", ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = results["suites"]
+    techs = results["techniques"]
+    if "gold" in s:
+        test = s["gold"]["test"]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        x = np.arange(len(techs))
+        ax.bar(x - 0.2, [test[t]["f1"] for t in techs], 0.4, label="F1")
+        ax.bar(x + 0.2, [test[t]["kappa"] for t in techs], 0.4, label="κ")
+        ax.axhline(TARGETS["f1"], color="grey", ls="--", lw=1, label="F1 target")
+        ax.set_xticks(x, techs)
+        ax.set_ylim(0, 1)
+        ax.set_title("Agreement with human labels (gold test split)")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "bars.png", dpi=110)
+        plt.close(fig)
+        fig, axes = plt.subplots(1, len(techs), figsize=(3 * len(techs), 3))
+        for ax, t in zip(np.atleast_1d(axes), techs, strict=True):
+            c = test[t]["confusion"]
+            m = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+            ax.imshow(m, cmap="Blues")
+            for (i, j), v in np.ndenumerate(m):
+                ax.text(j, i, str(v), ha="center", va="center")
+            ax.set_xticks([0, 1], ["not used", "used"])
+            ax.set_yticks([0, 1], ["not used", "used"])
+            ax.set_xlabel("grader")
+            ax.set_ylabel("human")
+            ax.set_title(t)
+        fig.tight_layout()
+        fig.savefig(out / "confusion.png", dpi=110)
+        plt.close(fig)
+    kg = s.get("known-groups")
+    if kg and kg["personas"]:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        groups = ("good", "mixed", "bad")
+        data = [[sc[g] for sc in kg["personas"].values()] for g in groups]
+        ax.boxplot(data, tick_labels=groups)
+        ax.set_ylabel("session score")
+        ax.set_title("Session scores by scripted agent")
+        fig.tight_layout()
+        fig.savefig(out / "scores.png", dpi=110)
+        plt.close(fig)
