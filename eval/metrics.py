@@ -54,9 +54,7 @@ def alpha_nominal(runs: Sequence[Sequence[Verdict]]) -> float:
     ``runs[r][i]`` is run r's verdict on item i. Perfect agreement on data with a single
     value has no variation to explain, so it is reported as 1.0.
     """
-    data = np.array(
-        [[np.nan if v is None else float(v) for v in run] for run in runs], dtype=float
-    )
+    data = np.array([[np.nan if v is None else float(v) for v in run] for run in runs], dtype=float)
     values = set(np.unique(data[~np.isnan(data)]).tolist())
     if len(values) < 2:
         return 1.0

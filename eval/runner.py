@@ -45,7 +45,9 @@ def run(
         elif name == "known-groups":
             if play is None:
                 raise ValueError("the known-groups suite needs a simulator to play sessions")
-            results["suites"]["known-groups"] = suites.suite_known_groups(grader, opts, play, persona_ids)
+            results["suites"]["known-groups"] = suites.suite_known_groups(
+                grader, opts, play, persona_ids
+            )
         elif name == "input":
             if input_path is None:
                 raise ValueError("the input suite needs --input FILE.jsonl")
@@ -117,47 +119,106 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Targets", "", "| target | result |", "|---|---|"]
     for t, c in card.items():
         if c["f1"] is not None:
-            lines.append(f"| {t}: F1 ≥ {TARGETS['f1']} | {_fmt(c['f1'])} {_mark(c['f1'] >= TARGETS['f1'])} |")
-            lines.append(f"| {t}: κ ≥ {TARGETS['kappa']} | {_fmt(c['kappa'])} {_mark(c['kappa'] >= TARGETS['kappa'])} |")
+            lines.append(
+                f"| {t}: F1 ≥ {TARGETS['f1']} | {_fmt(c['f1'])} {_mark(c['f1'] >= TARGETS['f1'])} |"
+            )
+            lines.append(
+                f"| {t}: κ ≥ {TARGETS['kappa']} | {_fmt(c['kappa'])} {_mark(c['kappa'] >= TARGETS['kappa'])} |"
+            )
         if c["retest_agreement"] is not None:
-            lines.append(f"| {t}: retest agreement = 1.0 | {_fmt(c['retest_agreement'])} {_mark(c['retest_agreement'] >= 1.0)} |")
+            lines.append(
+                f"| {t}: retest agreement = 1.0 | {_fmt(c['retest_agreement'])} {_mark(c['retest_agreement'] >= 1.0)} |"
+            )
         if c["flip_rate"] is not None:
-            lines.append(f"| {t}: flip rate ≤ 2% | {_fmt(c['flip_rate'], 3)} {_mark(c['flip_rate'] <= TARGETS['flip_rate'])} |")
+            lines.append(
+                f"| {t}: flip rate ≤ 2% | {_fmt(c['flip_rate'], 3)} {_mark(c['flip_rate'] <= TARGETS['flip_rate'])} |"
+            )
     kg = s.get("known-groups")
     if kg:
-        lines.append(f"| known groups ordered on 100% of personas | {_fmt(kg['ordered_share'])} {_mark(kg['ordered_share'] >= 1.0)} |")
+        lines.append(
+            f"| known groups ordered on 100% of personas | {_fmt(kg['ordered_share'])} {_mark(kg['ordered_share'] >= 1.0)} |"
+        )
     if "gold" in s:
         lines += ["", "## Gold set", ""]
         for split in ("dev", "test"):
-            lines += [f"### {split}", "", "| technique | precision | recall | F1 [95% CI] | κ | support |", "|---|---|---|---|---|---|"]
+            lines += [
+                f"### {split}",
+                "",
+                "| technique | precision | recall | F1 [95% CI] | κ | support |",
+                "|---|---|---|---|---|---|",
+            ]
             for t, m in s["gold"][split].items():
                 lines.append(
                     f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} {_fmt(m['f1_ci'])} "
                     f"| {_fmt(m['kappa'])} | {m['support']} of {m['n']} |"
                 )
             lines.append("")
-        lines += ["![Per-technique F1 and kappa](bars.png)", "", "![Confusion matrices](confusion.png)", ""]
+        lines += [
+            "![Per-technique F1 and kappa](bars.png)",
+            "",
+            "![Confusion matrices](confusion.png)",
+            "",
+        ]
     if "consistency" in s:
         c = s["consistency"]
-        lines += ["## Consistency", "", f"Each of {c['items']} turns graded {c['k']} times.", "", "| technique | agreement | Krippendorff's α |", "|---|---|---|"]
-        lines += [f"| {t} | {_fmt(c[t]['agreement'])} | {_fmt(c[t]['alpha'])} |" for t in results["techniques"]]
+        lines += [
+            "## Consistency",
+            "",
+            f"Each of {c['items']} turns graded {c['k']} times.",
+            "",
+            "| technique | agreement | Krippendorff's α |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {t} | {_fmt(c[t]['agreement'])} | {_fmt(c[t]['alpha'])} |"
+            for t in results["techniques"]
+        ]
         lines.append("")
     if "invariance" in s:
         inv = s["invariance"]
         names = [n for n in inv if isinstance(inv[n], dict) and "flip_rate" in inv[n]]
-        lines += ["## Invariance", "", "Share of verdicts that flip under meaning-preserving changes.", "", "| change | " + " | ".join(results["techniques"]) + " | all |", "|---" * (len(results["techniques"]) + 2) + "|"]
+        lines += [
+            "## Invariance",
+            "",
+            "Share of verdicts that flip under meaning-preserving changes.",
+            "",
+            "| change | " + " | ".join(results["techniques"]) + " | all |",
+            "|---" * (len(results["techniques"]) + 2) + "|",
+        ]
         for n in names:
-            lines.append(f"| {n} | " + " | ".join(_fmt(inv[n][t], 3) for t in results["techniques"]) + f" | {_fmt(inv[n]['flip_rate'], 3)} |")
-        lines += ["", "Paraphrases are hand-written and may shift meaning slightly; the mechanical changes must not.", ""]
+            lines.append(
+                f"| {n} | "
+                + " | ".join(_fmt(inv[n][t], 3) for t in results["techniques"])
+                + f" | {_fmt(inv[n]['flip_rate'], 3)} |"
+            )
+        lines += [
+            "",
+            "Paraphrases are hand-written and may shift meaning slightly; the mechanical changes must not.",
+            "",
+        ]
     if kg:
-        lines += ["## Known groups", "", "| persona | good | mixed | bad | ordered |", "|---|---|---|---|---|"]
+        lines += [
+            "## Known groups",
+            "",
+            "| persona | good | mixed | bad | ordered |",
+            "|---|---|---|---|---|",
+        ]
         for pid, sc in kg["personas"].items():
-            lines.append(f"| {pid} | {_fmt(sc['good'])} | {_fmt(sc['mixed'])} | {_fmt(sc['bad'])} | {'yes' if pid not in kg['misordered'] else '**no**'} |")
+            lines.append(
+                f"| {pid} | {_fmt(sc['good'])} | {_fmt(sc['mixed'])} | {_fmt(sc['bad'])} | {'yes' if pid not in kg['misordered'] else '**no**'} |"
+            )
         lines += ["", "![Session score distributions](scores.png)", ""]
     if "input" in s:
-        lines += ["## Outside labelled data", "", "| technique | precision | recall | F1 | κ |", "|---|---|---|---|---|"]
+        lines += [
+            "## Outside labelled data",
+            "",
+            "| technique | precision | recall | F1 | κ |",
+            "|---|---|---|---|---|",
+        ]
         for t, m in s["input"]["all"].items():
-            lines.append(f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {_fmt(m['kappa'])} |")
+            lines.append(
+                f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {_fmt(m['kappa'])} |"
+            )
     lines += ["", f"Suite run times (s): {results['seconds']}", ""]
     return "\n".join(lines)
 

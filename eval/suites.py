@@ -51,11 +51,19 @@ def _bar(items: Sequence[Any], desc: str, opts: Options) -> Any:
     return tqdm(items, desc=desc, unit="turn", disable=not opts.progress or None, leave=False)
 
 
-def validity(rows: list[dict[str, Any]], preds: list[Verdicts], techniques: Sequence[str], n_boot: int, seed: int) -> dict[str, Any]:
+def validity(
+    rows: list[dict[str, Any]],
+    preds: list[Verdicts],
+    techniques: Sequence[str],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
     """Per-technique P/R/F1/kappa with bootstrap intervals, on scored items; abstention rate."""
     out: dict[str, Any] = {}
     for t in techniques:
-        scored = [(t in r["labels"], p[t]) for r, p in zip(rows, preds, strict=True) if p[t] is not None]
+        scored = [
+            (t in r["labels"], p[t]) for r, p in zip(rows, preds, strict=True) if p[t] is not None
+        ]
         gold = [g for g, _ in scored]
         pred = [bool(p) for _, p in scored]
         m = prf(gold, pred)
@@ -87,7 +95,8 @@ def suite_gold(grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl") 
         preds = [grade_labelled(grader, r) for r in _bar(part, f"gold {split}", opts)]
         result[split] = validity(part, preds, grader.technique_ids, opts.bootstrap, opts.seed)
         result[f"{split}_scores"] = [
-            {"id": r["id"], "labels": r["labels"], "pred": p} for r, p in zip(part, preds, strict=True)
+            {"id": r["id"], "labels": r["labels"], "pred": p}
+            for r, p in zip(part, preds, strict=True)
         ]
     return result
 
@@ -107,15 +116,23 @@ def suite_input(grader: Grader, opts: Options, path: Path) -> dict[str, Any]:
             if g.index in labels:
                 flat.append({"labels": labels[g.index]})
                 preds.append({t: v.used for t, v in g.techniques.items()})
-    return {"source": path.name, "turns": len(flat), "all": validity(flat, preds, grader.technique_ids, opts.bootstrap, opts.seed)}
+    return {
+        "source": path.name,
+        "turns": len(flat),
+        "all": validity(flat, preds, grader.technique_ids, opts.bootstrap, opts.seed),
+    }
 
 
-def suite_consistency(grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl") -> dict[str, Any]:
+def suite_consistency(
+    grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl"
+) -> dict[str, Any]:
     """Grade the same inputs k times; agreement and Krippendorff's alpha per technique."""
     rows = load_jsonl(path)[: opts.limit or 60]
     runs: list[list[Verdicts]] = []
     for r in range(opts.k):
-        runs.append([grade_labelled(grader, row) for row in _bar(rows, f"consistency run {r + 1}", opts)])
+        runs.append(
+            [grade_labelled(grader, row) for row in _bar(rows, f"consistency run {r + 1}", opts)]
+        )
     out: dict[str, Any] = {"k": opts.k, "items": len(rows)}
     for t in grader.technique_ids:
         per_run = [[p[t] for p in run] for run in runs]
@@ -125,11 +142,50 @@ def suite_consistency(grader: Grader, opts: Options, path: Path = DATA / "gold.j
 
 # --- invariance ------------------------------------------------------------------------------
 NAMES = ["Priya", "Tomasz", "Grace", "Kwame", "Lucía", "Henrik", "Mei", "Olu"]
-_NAME_RE = re.compile(r"\b(?:" + "|".join(
-    ["Margaret", "Sophie", "Daniel", "Gareth", "Helen", "Doreen", "Aisha", "Marcus", "Walter", "Claire", "Natalie",
-     "Sarah", "James", "David", "Emma", "Tom", "Anna", "Mark", "Laura", "Peter", "Maria", "John", "Chris", "Sam",
-     "Jo", "Ben", "Kate", "Mike", "Lisa", "Paul", "Rachel", "Amy", "Ruth", "Alex", "Jordan", "Callum"]
-) + r")\b")
+_NAME_RE = re.compile(
+    r"\b(?:"
+    + "|".join(
+        [
+            "Margaret",
+            "Sophie",
+            "Daniel",
+            "Gareth",
+            "Helen",
+            "Doreen",
+            "Aisha",
+            "Marcus",
+            "Walter",
+            "Claire",
+            "Natalie",
+            "Sarah",
+            "James",
+            "David",
+            "Emma",
+            "Tom",
+            "Anna",
+            "Mark",
+            "Laura",
+            "Peter",
+            "Maria",
+            "John",
+            "Chris",
+            "Sam",
+            "Jo",
+            "Ben",
+            "Kate",
+            "Mike",
+            "Lisa",
+            "Paul",
+            "Rachel",
+            "Amy",
+            "Ruth",
+            "Alex",
+            "Jordan",
+            "Callum",
+        ]
+    )
+    + r")\b"
+)
 
 
 def swap_names(text: str, rng: random.Random) -> str:
@@ -156,14 +212,20 @@ UNRELATED = [
 ]
 
 PERTURBATIONS: dict[str, Callable[[dict[str, Any], random.Random], dict[str, Any]]] = {
-    "name_swap": lambda r, g: {**r, "agent": swap_names(r["agent"], g), "context": [{**t, "text": swap_names(t["text"], g)} for t in r["context"]]},
+    "name_swap": lambda r, g: {
+        **r,
+        "agent": swap_names(r["agent"], g),
+        "context": [{**t, "text": swap_names(t["text"], g)} for t in r["context"]],
+    },
     "whitespace_case": lambda r, g: {**r, "agent": whitespace_case(r["agent"], g)},
     "punctuation": lambda r, g: {**r, "agent": punctuation(r["agent"], g)},
     "unrelated_turns": lambda r, g: {**r, "context": UNRELATED + r["context"]},
 }
 
 
-def suite_invariance(grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl") -> dict[str, Any]:
+def suite_invariance(
+    grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl"
+) -> dict[str, Any]:
     rows = load_jsonl(path)[: opts.limit or 120]
     rng = random.Random(opts.seed)
     base = [grade_labelled(grader, r) for r in _bar(rows, "invariance base", opts)]
@@ -176,7 +238,10 @@ def suite_invariance(grader: Grader, opts: Options, path: Path = DATA / "gold.js
         after = [c[t] for c in changed for t in grader.technique_ids]
         out[name] = {
             "flip_rate": flip_rate(before, after),
-            **{t: flip_rate([b[t] for b in base], [c[t] for c in changed]) for t in grader.technique_ids},
+            **{
+                t: flip_rate([b[t] for b in base], [c[t] for c in changed])
+                for t in grader.technique_ids
+            },
         }
         all_before += before
         all_after += after
@@ -198,7 +263,9 @@ def suite_invariance(grader: Grader, opts: Options, path: Path = DATA / "gold.js
     # Code-made changes only: these must not move a verdict.
     out["flip_rate_mechanical"] = flip_rate(all_before, all_after)
     for t in grader.technique_ids:
-        out.setdefault("per_technique", {})[t] = sum(out[n][t] for n in PERTURBATIONS) / len(PERTURBATIONS)
+        out.setdefault("per_technique", {})[t] = sum(out[n][t] for n in PERTURBATIONS) / len(
+            PERTURBATIONS
+        )
     return out
 
 
@@ -217,7 +284,9 @@ def session_score(grader: Grader, turns: list[dict[str, str]]) -> float:
     graded = grader.grade_turns(turns)
     if not graded:
         return 0.0
-    used = sum(1 for g in graded for v in g.techniques.values() if v.used) / (len(graded) * len(grader.technique_ids))
+    used = sum(1 for g in graded for v in g.techniques.values() if v.used) / (
+        len(graded) * len(grader.technique_ids)
+    )
     dismissive = sum(1 for g in graded for v in g.markers.values() if v.used) / len(graded)
     return used - dismissive
 
@@ -232,7 +301,13 @@ def suite_known_groups(
     """Scripted good / mixed / bad agents play each persona; scores must order good>mixed>bad."""
     agents = load_scripted_agents(path)
     out: dict[str, Any] = {"personas": {}, "misordered": []}
-    for pid in tqdm(persona_ids, desc="known groups", unit="persona", disable=not opts.progress or None, leave=False):
+    for pid in tqdm(
+        persona_ids,
+        desc="known groups",
+        unit="persona",
+        disable=not opts.progress or None,
+        leave=False,
+    ):
         scores = {}
         for group in ("good", "mixed", "bad"):
             scores[group] = session_score(grader, play(pid, agents[group]))
@@ -246,5 +321,7 @@ def suite_known_groups(
 
 def fill(template: str, persona: Any) -> str:
     return Template(template).safe_substitute(
-        name=persona.name.split()[0], company=persona.scenario.company, product=persona.scenario.product
+        name=persona.name.split()[0],
+        company=persona.scenario.company,
+        product=persona.scenario.product,
     )

@@ -1,0 +1,145 @@
+"""The evaluation suites on small slices (CI), and known-groups catching a broken grader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+from typer.testing import CliRunner
+
+from eval import runner, suites
+from rubric.classifier import ExemplarIndex, load_calibration_for
+from rubric.grader import Grader, Verdict
+from rubric.techniques import load_rubric
+from sim.fake_llm import ScriptedChatModel
+from sim.persona import load_personas
+from sim.practice import Practice
+from sim.settings import Settings
+from sim.store import SessionStore
+
+
+@pytest.fixture(scope="module")
+def grader() -> Grader:
+    rubric = load_rubric()
+    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
+    return Grader(rubric, ExemplarIndex(rubric, client), load_calibration_for(rubric))
+
+
+class AlwaysUsed(Grader):
+    """A deliberately broken grader: every technique is 'used' on every turn."""
+
+    def classify_turn(
+        self, agent_text: str, customer_text: str
+    ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        v = {t: Verdict(used=True, evidence=agent_text, confidence=1.0) for t in self.technique_ids}
+        m = {t: Verdict(used=False, confidence=1.0) for t in self.rubric.marker_ids}
+        return v, m
+
+
+def fake_play(tmp_path: Path) -> Callable[[str, list[str]], list[dict[str, str]]]:
+    settings = Settings(data_dir=tmp_path, provider="fake")
+    model = ScriptedChatModel(replies=["I just want this fixed, honestly."] * 200)
+    practice = Practice(settings, SessionStore(settings.db_path), load_personas(), lambda s: model)
+
+    def play(pid: str, lines: list[str]) -> list[dict[str, str]]:
+        session = practice.start(pid)
+        for line in lines:
+            list(session.respond(suites.fill(line, practice.personas[pid])))
+        return [{"role": t.role, "text": t.text} for t in session.record.turns]
+
+    return play
+
+
+PIDS = ["irate_broadband_outage", "grieving_cloud_photos", "confused_energy_bill"]
+
+
+def test_known_groups_orders_scripted_agents(grader: Grader, tmp_path: Path) -> None:
+    res = suites.suite_known_groups(
+        grader, suites.Options(progress=False), fake_play(tmp_path), PIDS
+    )
+    assert res["misordered"] == [], res["personas"]
+    assert res["ordered_share"] == 1.0
+
+
+def test_known_groups_detects_an_always_used_grader(grader: Grader, tmp_path: Path) -> None:
+    broken = AlwaysUsed(grader.rubric, grader.index, grader.calibration)
+    res = suites.suite_known_groups(
+        broken, suites.Options(progress=False), fake_play(tmp_path), PIDS
+    )
+    assert sorted(res["misordered"]) == sorted(PIDS)
+    assert res["ordered_share"] == 0.0
+
+
+def test_slice_of_each_suite_writes_a_report(grader: Grader, tmp_path: Path) -> None:
+    opts = suites.Options(limit=10, k=3, bootstrap=50, progress=False)
+    out = tmp_path / "report"
+    res = runner.run(grader, out, ["gold", "consistency", "invariance"], opts)
+    for name in ("report.md", "metrics.json", "reliability.json", "bars.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0, name
+    card = json.loads((out / "reliability.json").read_text())
+    assert set(card) == {"listen", "validate", "cooperate", "affirm"}
+    cons = res["suites"]["consistency"]
+    for t in card:
+        # the default path is deterministic: every rerun agrees exactly
+        assert cons[t]["agreement"] == 1.0 and cons[t]["alpha"] == 1.0
+        assert 0.0 <= card[t]["flip_rate"] <= 1.0
+    report = (out / "report.md").read_text()
+    assert "| listen |" in report and ("met" in report or "missed" in report)
+
+
+def test_mechanical_perturbations_keep_meaning() -> None:
+    import random
+
+    rng = random.Random(0)
+    row = {
+        "agent": "Hi Margaret! I'll refund it today - is that okay?",
+        "context": [{"role": "customer", "text": "Margaret here."}],
+    }
+    named = suites.PERTURBATIONS["name_swap"](row, rng)
+    assert "Margaret" not in named["agent"] and "refund it today" in named["agent"]
+    punct = suites.punctuation(row["agent"], rng)
+    assert "!" not in punct and "refund it today" in punct
+    assert (
+        suites.whitespace_case(row["agent"], rng).strip().lower().replace("  ", " ")
+        == row["agent"].lower()
+    )
+
+
+def test_eval_input_cli_scores_outside_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import app
+
+    data = tmp_path / "labelled.jsonl"
+    lines = [
+        {
+            "id": "x1",
+            "turns": [
+                {"role": "customer", "text": "I was charged twice for my order!"},
+                {
+                    "role": "agent",
+                    "text": "Being charged twice is really frustrating. When did the second charge appear?",
+                },
+                {"role": "customer", "text": "Yesterday."},
+                {
+                    "role": "agent",
+                    "text": "I'll refund the duplicate charge today and email you a confirmation.",
+                },
+            ],
+            "labels": {"1": ["validate", "listen"], "3": ["cooperate"]},
+        },
+    ]
+    data.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("RAPPORT_PROVIDER", "fake")
+    res = CliRunner().invoke(
+        app, ["eval", "--input", str(data), "--out", str(tmp_path / "r"), "--bootstrap", "20"]
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["suites"]["input"]["turns"] == 2
+    assert "Outside labelled data" in (tmp_path / "r" / "report.md").read_text()
