@@ -15,7 +15,7 @@ import gradio as gr
 
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
-from rubric.render import render_feedback
+from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
 from sim.persona import Persona
 from sim.practice import InputRejected, Practice
 from sim.settings import Settings
@@ -50,7 +50,7 @@ def grade_session(practice: Practice, grader: Grader, session_id: str) -> str:
     turns = [{"role": t.role, "text": t.text} for t in rec.turns]
     feedback = build_feedback(grader, turns)
     practice.store.save_feedback(session_id, feedback.model_dump(mode="json"))
-    return render_feedback(feedback, turns)
+    return render_feedback(feedback, turns, about=about_panel(load_reliability()))
 
 
 def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.Blocks:
@@ -154,6 +154,18 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
                         send = gr.Button("Send", scale=1, elem_id="send")
                     status = gr.Markdown("", elem_id="status")
             feedback = gr.HTML("", elem_id="feedback")
+        with gr.Tab("Reliability"):
+            rel = load_reliability()
+            gr.Markdown(
+                "### How far to trust each technique's verdicts\n"
+                "Measured by `rapport eval` on labelled conversations the grader was not tuned on.\n\n"
+                + (
+                    reliability_table(rel)
+                    if rel
+                    else "No evaluation report yet: run `rapport eval`."
+                ),
+                elem_id="reliability",
+            )
 
         picker.change(on_pick, picker, card)
         start.click(on_start, picker, [chatbot, session_id, status, box]).then(

@@ -165,6 +165,7 @@ def ingest(
     settings.ensure_dirs()
     store = GuidanceStore(settings)
     bar = tqdm(desc="Ingesting", unit="file", disable=None)
+
     def tick(source: str) -> None:
         bar.update(1)
 
@@ -238,13 +239,26 @@ def _judge_for(settings: object) -> object | None:
 
 @app.command("eval")
 def eval_cmd(
-    suite: Annotated[list[str] | None, typer.Option("--suite", help="gold, consistency, invariance, known-groups (default: all)")] = None,
-    input: Annotated[Path | None, typer.Option("--input", help="Your labelled JSONL: rapport grade input plus 'labels'")] = None,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option("--suite", help="gold, consistency, invariance, known-groups (default: all)"),
+    ] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", help="Your labelled JSONL: rapport grade input plus 'labels'"),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder")] = Path("eval/reports/latest"),
-    judge: Annotated[str, typer.Option("--judge", help="classifier, or openai to evaluate the LLM-judge path too")] = "classifier",
-    limit: Annotated[int | None, typer.Option(help="Use only the first N items per suite (a quick slice)")] = None,
+    judge: Annotated[
+        str,
+        typer.Option("--judge", help="classifier, or openai to evaluate the LLM-judge path too"),
+    ] = "classifier",
+    limit: Annotated[
+        int | None, typer.Option(help="Use only the first N items per suite (a quick slice)")
+    ] = None,
     k: Annotated[int, typer.Option(help="Repeats for the consistency suite")] = 5,
-    persona: Annotated[list[str] | None, typer.Option("--persona", help="Personas for known-groups (default: all)")] = None,
+    persona: Annotated[
+        list[str] | None, typer.Option("--persona", help="Personas for known-groups (default: all)")
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
 ) -> None:
     """Score the rubric's validity and consistency offline and write a report."""
@@ -279,7 +293,10 @@ def eval_cmd(
         typer.echo("error: --judge must be classifier or openai", err=True)
         raise typer.Exit(2)
     tmp = Path(tempfile.mkdtemp(prefix="rapport-eval-"))
-    practice = Practice.from_settings(settings.model_copy(update={"data_dir": tmp}))
+    # Short replies keep the known-groups sessions fast; the grader only reads the agent's turns.
+    practice = Practice.from_settings(
+        settings.model_copy(update={"data_dir": tmp, "max_tokens": min(settings.max_tokens, 60)})
+    )
 
     def play(persona_id: str, lines: list[str]) -> list[dict[str, str]]:
         session = practice.start(persona_id)
@@ -291,12 +308,19 @@ def eval_cmd(
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
     persona_ids = list(persona or practice.personas)
+    cards = {}
     for label, g in graders:
         folder = out if len(graders) == 1 else out / label
         res = runner.run(g, folder, names, opts, play, persona_ids, input, label)
+        cards[label] = res["reliability"]
         typer.echo(f"{label}: report written to {folder / 'report.md'}")
         for t, c in res["reliability"].items():
-            typer.echo(f"  {t:10} F1 {runner._fmt(c['f1'])}  kappa {runner._fmt(c['kappa'])}  retest alpha {runner._fmt(c['retest_alpha'])}  flip {runner._fmt(c['flip_rate'], 3)}")
+            typer.echo(
+                f"  {t:10} F1 {runner._fmt(c['f1'])}  kappa {runner._fmt(c['kappa'])}  retest alpha {runner._fmt(c['retest_alpha'])}  flip {runner._fmt(c['flip_rate'], 3)}"
+            )
+    if len(cards) > 1:
+        (out / "comparison.md").write_text(runner.comparison_markdown(cards))
+        typer.echo(f"side-by-side comparison: {out / 'comparison.md'}")
 
 
 @rubric_app.command("fit")

@@ -272,3 +272,21 @@ def plots(results: dict[str, Any], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "scores.png", dpi=110)
         plt.close(fig)
+
+
+def comparison_markdown(cards: dict[str, dict[str, Any]]) -> str:
+    """The classifier and the LLM judge side by side."""
+    labels = list(cards)
+    head = (
+        "| technique | "
+        + " | ".join(f"{lab} F1 | {lab} κ | {lab} retest α" for lab in labels)
+        + " |"
+    )
+    lines = ["# Grading paths side by side", "", head, "|---" * (1 + 3 * len(labels)) + "|"]
+    for t in next(iter(cards.values())):
+        cells = []
+        for lab in labels:
+            c = cards[lab].get(t, {})
+            cells += [_fmt(c.get("f1")), _fmt(c.get("kappa")), _fmt(c.get("retest_alpha"))]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rubric.feedback import Feedback, TechniqueFeedback
 
@@ -111,3 +114,59 @@ def render_feedback(feedback: Feedback, turns: Sequence[dict[str, str]], about: 
         body.append(about)
     body.append("</div>")
     return "".join(body)
+
+
+RELIABILITY_PATH = (
+    Path(__file__).resolve().parent.parent / "eval" / "reports" / "latest" / "reliability.json"
+)
+
+
+def load_reliability(path: Path | None = None) -> dict[str, dict[str, Any]] | None:
+    """The reliability card written by ``rapport eval``, if one has been run."""
+    path = path or RELIABILITY_PATH
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _num(x: Any, nd: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def reliability_table(card: dict[str, dict[str, Any]]) -> str:
+    """Markdown table for trainers."""
+    rows = [
+        "| technique | F1 vs human labels | κ [95% CI] | same grade on rerun (α) | flips under rewording | labelled examples | not scored |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t, c in card.items():
+        ci = c.get("kappa_ci") or [None, None]
+        rows.append(
+            f"| {t} | {_num(c.get('f1'))} | {_num(c.get('kappa'))} [{_num(ci[0])}, {_num(ci[1])}] "
+            f"| {_num(c.get('retest_alpha'))} | {_num((c.get('flip_rate') or 0) * 100, 1)}% "
+            f"| {c.get('support', 'n/a')} | {_num((c.get('abstain_rate') or 0) * 100, 0)}% |"
+        )
+    return "\n".join(rows)
+
+
+def about_panel(card: dict[str, dict[str, Any]] | None) -> str:
+    """The "About this score" panel inside the feedback card."""
+    if not card:
+        return (
+            '<details class="rp-about"><summary>About this score</summary><p>No evaluation report '
+            "has been run on this installation yet (rapport eval).</p></details>"
+        )
+    items = "".join(
+        f"<li><b>{_e(t)}</b>: agrees with human labels with F1 {_num(c.get('f1'))} "
+        f"(κ {_num(c.get('kappa'))}); the same conversation always gets the same grade "
+        f"(α {_num(c.get('retest_alpha'))}); rewording flips {_num((c.get('flip_rate') or 0) * 100, 1)}% of verdicts.</li>"
+        for t, c in card.items()
+    )
+    return (
+        '<details class="rp-about" id="about-score"><summary>About this score</summary>'
+        "<p>Grades come from a deterministic classifier checked against labelled conversations "
+        f"it was not tuned on. How far to trust each technique:</p><ul>{items}</ul>"
+        "<p>“Not scored” means the grader was unsure and says so rather than guessing.</p></details>"
+    )
