@@ -177,10 +177,14 @@ def ingest(
         typer.echo(f"replaced  {src} ({n} chunks)")
     for src, why in report.skipped.items():
         typer.echo(f"skipped   {src}: {why}")
+    for problem in report.errors:
+        typer.echo(f"error     {problem}", err=True)
     if report.unchanged and not quiet_if_unchanged:
         typer.echo(f"unchanged {len(report.unchanged)} file(s)")
     if not quiet_if_unchanged or report.chunks_written:
         typer.echo(f"store now holds {store.count()} chunks")
+    if report.errors:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -189,8 +189,8 @@ class TurnAnalysis:
     features: dict[str, np.ndarray]
     best_segment: dict[str, str]
     segment_vectors: np.ndarray
-    dismissive_prob: float
-    dismissive_segment: str
+    dismissive_probs: np.ndarray
+    dismissive_cues: list[bool]
 
 
 def analyse_turn(index: ExemplarIndex, agent_text: str, customer_text: str) -> TurnAnalysis:
@@ -231,8 +231,8 @@ def analyse_turn(index: ExemplarIndex, agent_text: str, customer_text: str) -> T
             ],
             dtype=np.float64,
         )
-    j = int(np.argmax(dis_probs))
-    return TurnAnalysis(segs, features, best, seg_vecs, float(dis_probs[j]), segs[j])
+    seg_cues = [any(cue_hit(rubric.get(m), s) for m in dis_ids) for s in segs]
+    return TurnAnalysis(segs, features, best, seg_vecs, dis_probs, seg_cues)
 
 
 def score(cal: TechniqueCalibration, x: np.ndarray) -> float:

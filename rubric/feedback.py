@@ -77,17 +77,27 @@ _SWAPS = {
 }
 
 
+_CLAUSE_WORDS = {"and", "but", "so", "because", "that", "when", "if", "since", "while", "though"}
+
+
 def in_agent_voice(customer_text: str, max_words: int = 22) -> str:
     """The customer's main point, with pronouns swapped so the agent can say it back."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", customer_text.strip()) if s]
     # Prefer the most informative sentence: the longest of the first three.
     main = max(sentences[:3], key=len) if sentences else customer_text
     words = main.rstrip(".!?").split()
-    out = []
+    out: list[str] = []
+    clause_start = True
     for w in words[:max_words]:
-        core = w.strip(",;:\"'()").lower().replace("\u2019", "'")
+        bare = w.strip(",;:\"'()")
+        core = bare.lower().replace("\u2019", "'")
         swap = _SWAPS.get(core)
-        out.append(w.replace(w.strip(",;:\"'()"), swap) if swap else w)
+        if core == "you":  # subject "I", object "me"
+            swap = "I" if clause_start else "me"
+        elif core in ("was", "wasn't") and out and out[-1].lower() == "you":
+            swap = "were" if core == "was" else "weren't"
+        out.append(w.replace(bare, swap) if swap else w)
+        clause_start = w.endswith((",", ";", ":")) or core in _CLAUSE_WORDS
     text = " ".join(out)
     return text[0].lower() + text[1:] if text and not text.startswith("I ") else text
 

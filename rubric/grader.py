@@ -26,7 +26,8 @@ from rubric.techniques import Rubric, load_rubric
 from sim.settings import Settings
 
 Source = Literal["classifier", "llm_judge", "combined"]
-MARKER_THRESHOLD = 0.85  # markers are shown as warnings, so they must be sure
+MARKER_THRESHOLD = 0.97  # exemplar likeness alone must be near certain
+MARKER_CUE_THRESHOLD = 0.5  # with a cue phrase in the same sentence
 
 
 class Verdict(BaseModel):
@@ -175,13 +176,26 @@ class Grader:
                 confidence=s if used else 1.0 - s,
             )
         markers: dict[str, Verdict] = {}
+        # A marker is shown as a warning, so it needs two signals: the sentence resembles the
+        # marker's exemplars AND carries one of its cue phrases (or resembles them very strongly).
+        flagged = [
+            i
+            for i, (p, cue) in enumerate(zip(a.dismissive_probs, a.dismissive_cues, strict=True))
+            if (cue and p >= MARKER_CUE_THRESHOLD) or p >= MARKER_THRESHOLD
+        ]
         for mid in self.rubric.marker_ids:
-            hit = a.dismissive_prob >= MARKER_THRESHOLD
+            hit = bool(flagged)
+            j = (
+                max(flagged, key=lambda i: a.dismissive_probs[i])
+                if flagged
+                else int(np.argmax(a.dismissive_probs))
+            )
+            p = float(a.dismissive_probs[j])
             markers[mid] = Verdict(
                 used=hit,
-                evidence=verify_evidence(a.dismissive_segment if hit else None, agent_text),
+                evidence=verify_evidence(a.segments[j] if hit else None, agent_text),
                 guidance_ids=[],
-                confidence=a.dismissive_prob if hit else 1.0 - a.dismissive_prob,
+                confidence=p if hit else 1.0 - p,
             )
         return verdicts, markers
 

@@ -65,6 +65,7 @@ class IngestReport:
     replaced: dict[str, int] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def chunks_written(self) -> int:
@@ -158,7 +159,10 @@ class GuidanceStore:
 
     def _chunks(self, path: Path, source: str, text: str, file_hash: str) -> list[Document]:
         meta, body = split_front_matter(text, source)
-        pid = str(meta.get("id") or _slug(path.stem))
+        src_key = hashlib.sha256(source.encode()).hexdigest()[:8]
+        # Passage ids cite; chunk ids store. Both are unique per source file, so two files
+        # named refunds.md in different folders never overwrite each other.
+        pid = str(meta.get("id") or f"{_slug(path.stem)}-{src_key[:6]}")
         title = str(meta.get("title") or _first_heading(body) or path.stem.replace("-", " "))
         tags = list(meta.get("tags") or [])
         docs = []
@@ -175,7 +179,7 @@ class GuidanceStore:
             }
             for t in chunk_tags:
                 md[f"tag_{t}"] = True
-            docs.append(Document(page_content=chunk, metadata=md, id=f"{pid}#{n}"))
+            docs.append(Document(page_content=chunk, metadata=md, id=f"{src_key}:{pid}#{n}"))
         return docs
 
     def _infer_tags(self, chunk: str) -> list[str]:
@@ -216,7 +220,11 @@ class GuidanceStore:
             if old == file_hash:
                 report.unchanged.append(source)
                 continue
-            docs = self._chunks(f, source, text, file_hash)
+            try:
+                docs = self._chunks(f, source, text, file_hash)
+            except GuidanceError as exc:
+                report.errors.append(str(exc))
+                continue
             if old is not None:
                 self.collection.delete(where={"source": source})
             self.db.add_documents(docs, ids=[d.id for d in docs])

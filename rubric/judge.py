@@ -81,7 +81,7 @@ def parse_judge_output(
     if not isinstance(items, list):
         return out
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+        if not isinstance(item, dict) or type(item.get("index")) is not int:
             continue
         idx = item["index"]
         if idx not in out:
@@ -129,11 +129,15 @@ class LLMJudge:
                     continue
                 evidence = verify_evidence(jv.evidence, turns[g.index].text)
                 disagree = cv.used is not None and cv.used != jv.used
+                agree = cv.used is not None and cv.used == jv.used
                 g.techniques[tid] = cv.model_copy(
                     update={
                         "used": jv.used,
                         "evidence": evidence if jv.used else None,
-                        "source": "llm_judge" if disagree else "combined",
+                        # the judge gives no probability: agreement keeps the classifier's,
+                        # a lone or overriding judge verdict is reported as a coin-flip's worth
+                        "confidence": cv.confidence if agree else 0.5,
+                        "source": "combined" if agree else "llm_judge",
                         "disagreement": disagree,
                         "note": "classifier said " + str(cv.used) if disagree else None,
                     }
