@@ -83,7 +83,7 @@ def browser() -> Iterator[object]:
 def test_practice_session_end_to_end(served_app: tuple[str, Path], browser: object) -> None:
     url, data = served_app
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    page.set_default_timeout(120_000)
+    page.set_default_timeout(300_000)  # first reply reads the whole persona prompt
     page.goto(url)
     # pick a persona other than the default
     page.locator("#persona-picker input").click()
