@@ -1,0 +1,466 @@
+"""Grading, ingest and retrieval speed of the default (classifier) path.
+
+    python -m bench.grading [--runs 5] [--files 50] [--chunks-per-file 10] [--queries 200]
+
+1. Grade a 10-agent-turn transcript (20 turns) with ``Grader.from_settings`` over a store
+   holding the shipped guidance: median of N runs after one warm-up, and per agent turn.
+   Baseline, same run: only the MiniLM encoding the grader does for those turns.
+2. Ingest ~500 chunks of synthetic playbook markdown (front matter with tags) into a fresh
+   ``GuidanceStore``. Baseline: encoding the same chunk texts alone.
+3. Retrieval: ``store.search(text, tag=..., k=3)`` for N queries, p50/p95. Baseline: the
+   same queries with precomputed vectors (Chroma alone).
+
+Targets (issue): 10-turn grade <= 2 s on 2 cores; 500-chunk ingest <= 10 s; retrieval
+p50 <= 10 ms. Nothing is asserted; figures go to ``bench/results/grading.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.common import (
+    Figure,
+    Stopwatch,
+    figure,
+    figures_table,
+    loadavg,
+    machine_info,
+    median,
+    now_iso,
+    percentile,
+    targets_of,
+    write_results,
+)
+
+if TYPE_CHECKING:
+    from rubric.grader import Grader
+    from rubric.guidance import GuidanceStore
+
+NAME = "grading"
+GRADE_TARGET_S = 2.0
+INGEST_TARGET_S = 10.0
+RETRIEVAL_P50_TARGET_MS = 10.0
+
+# A realistic 10-agent-turn chat: broadband outage, mixed good and weak agent turns.
+TRANSCRIPT: list[tuple[str, str]] = [
+    ("customer", "Right, I've been without internet since seven this morning and your status "
+     "page says everything's fine. It is not fine. I work from home and I need this fixed "
+     "today, not \"within 72 hours\"."),
+    ("agent", "Hi Gareth, I'm sorry you've been offline all morning. That's a rough start, "
+     "especially on a work day. Can you tell me what lights the router is showing?"),
+    ("customer", "The broadband light is flashing red. I've restarted it twice already, before "
+     "you ask. Twice."),
+    ("agent", "Thanks for doing that already, I won't ask you to do it again. A flashing red "
+     "light usually means the router can't get a signal from the line."),
+    ("customer", "So what does that mean? Because I've got a 38 gig file to send by five and "
+     "I'm tethering off my phone."),
+    ("agent", "It sounds like you've got a lot riding on today, and tethering a file that "
+     "size must be painfully slow. Let me run a line test now while we talk."),
+    ("customer", "Fine. Your system said there's no fault, which frankly felt like being called "
+     "a liar."),
+    ("agent", "I understand why that landed badly. The status page only shows area outages, "
+     "not faults on a single line, so it wouldn't have picked up your problem."),
+    ("customer", "Well it should. Six years I've been with you and never complained once."),
+    ("agent", "You're right, and I appreciate you sticking with us that long. The line test is "
+     "back: there's no sync at the cabinet, so this is a fault on our side, not yours."),
+    ("customer", "Finally. So when is someone coming out? And don't say 72 hours."),
+    ("agent", "I know 72 hours is no use with a 5 pm deadline. I've booked the earliest "
+     "engineer slot, which is 1 pm today, and marked it urgent because you work from home."),
+    ("customer", "1 pm. Okay. That's tight but it might work. What if they're late?"),
+    ("agent", "That's a fair worry. If the engineer hasn't arrived by 1:30, they'll call you, "
+     "and you can ring me directly on the reference I'm about to give you."),
+    ("customer", "And my mobile data? I've burned through most of it this morning."),
+    ("agent", "Policy is policy, I'm afraid, we can't refund mobile data from another "
+     "provider. Is there anything else?"),
+    ("customer", "Seriously? That's it? I've lost a morning's work because of your fault."),
+    ("agent", "Sorry, that came out wrong. What I can do is credit three days of service to "
+     "your account and send you a 4G backup dongle by courier this afternoon. Would that help?"),
+    ("customer", "Yes. Yes it would. Thank you. Tidy."),
+    ("agent", "Great. So to sum up: engineer at 1 pm today, three days' credit, and a 4G "
+     "dongle by courier. I've emailed all of that to you with your reference number."),
+]
+
+# Building blocks for synthetic playbook text (a made-up contact centre's manual).
+_TOPICS = [
+    "refund requests", "late deliveries", "billing disputes", "service outages",
+    "account lockouts", "cancellations", "damaged parts", "missed appointments",
+    "price increases", "duplicate charges", "warranty claims", "slow broadband",
+]
+_SENTENCES = [
+    "When a customer raises {topic}, start by restating what they told you in your own words.",
+    "Agents handling {topic} should check the account history before promising anything.",
+    "Customers calling about {topic} are often on their second or third contact, so avoid "
+    "asking them to repeat details already on the case notes.",
+    "If {topic} has cost the customer time or money, say so plainly and acknowledge the impact.",
+    "Never blame another team for {topic}; own the next step even if the cause sits elsewhere.",
+    "Offer at least two concrete options for {topic} and give a time for each.",
+    "For {topic}, a short written summary at the end of the chat reduces repeat contacts.",
+    "Escalate {topic} to a team leader when the customer has waited more than {n} days.",
+    "Our data shows that {n} percent of complaints about {topic} are resolved on first contact "
+    "when the agent asks one open question before proposing a fix.",
+    "Use the customer's name once or twice when discussing {topic}, not in every sentence.",
+    "Avoid phrases such as 'calm down' or 'that's just policy' when a customer is upset "
+    "about {topic}.",
+    "Silence in a phone call about {topic} is fine; let the customer finish before you reply.",
+    "Check understanding on {topic} by reading back the key facts and asking if you got "
+    "them right.",
+    "A credit for {topic} should be explained as a goodwill gesture, with the amount and "
+    "the date it will appear.",
+    "Record the outcome of {topic} cases in the notes field so the next agent sees it.",
+]
+_QUERIES = [
+    "I can hear how frustrating this has been for you.",
+    "Let me make sure I've understood: you were charged twice this month?",
+    "What would a good outcome look like for you today?",
+    "I'll book an engineer for tomorrow morning and text you the time.",
+    "That's just our policy, there's nothing I can do.",
+    "Can you tell me more about what happened when you called last week?",
+    "You're right to be upset, and I'm sorry we let you down.",
+    "Calm down, please, shouting won't help.",
+    "So the parcel arrived damaged and the replacement never came, is that right?",
+    "I can offer a refund today or a replacement by Friday, whichever suits you.",
+]
+
+
+def grading_turns() -> list[dict[str, str]]:
+    return [{"role": r, "text": t} for r, t in TRANSCRIPT]
+
+
+def make_grader(data_dir: Path) -> tuple[Grader, dict[str, float | int]]:
+    """Ingest the shipped guidance into a fresh data dir, then build the grader on it."""
+    from rubric.embeddings import get_encoder
+    from rubric.grader import Grader
+    from rubric.guidance import GUIDANCE_DIR, GuidanceStore
+    from sim.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    with Stopwatch() as enc_sw:
+        get_encoder()
+    with Stopwatch() as ing_sw:
+        rep = GuidanceStore(settings).ingest([GUIDANCE_DIR])
+    with Stopwatch() as build_sw:
+        grader = Grader.from_settings(settings)
+    return grader, {
+        "encoder_load_s": enc_sw.seconds,
+        "ingest_shipped_s": ing_sw.seconds,
+        "shipped_chunks": rep.chunks_written,
+        "grader_build_s": build_sw.seconds,
+    }
+
+
+def embed_only(turns: Sequence[dict[str, str]]) -> None:
+    """The encoder calls ``analyse_turn`` makes for every agent turn, and nothing else."""
+    from rubric.classifier import segments
+    from rubric.embeddings import get_encoder
+
+    enc = get_encoder()
+    for i, t in enumerate(turns):
+        if t["role"] != "agent":
+            continue
+        enc.encode([*segments(t["text"]), t["text"]])
+        customer = next((p["text"] for p in reversed(turns[:i]) if p["role"] == "customer"), "")
+        if customer.strip():
+            enc.encode(segments(customer))
+
+
+def timed_runs(fn: Callable[[], object], runs: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def grading_breakdown(grader: Grader, turns: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """One extra, instrumented grade: where the time goes. Wraps methods on the instances
+    (encoder, exemplar index, grader) and removes the wrappers afterwards."""
+    from rubric.embeddings import get_encoder
+
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    targets: list[tuple[object, str, str]] = [
+        (get_encoder(), "encode", "minilm_encode"),
+        (grader.index, "nearest", "chroma_knn_query"),
+        (grader.index, "prob", "logistic_predict"),
+        (grader, "_cite", "chroma_guidance_query"),
+    ]
+
+    def wrap(label: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+                calls[label] = calls.get(label, 0) + 1
+
+        return inner
+
+    for obj, attr, label in targets:
+        setattr(obj, attr, wrap(label, getattr(obj, attr)))
+    try:
+        t0 = time.perf_counter()
+        grader.grade_transcript("bench-breakdown", turns)
+        total = time.perf_counter() - t0
+    finally:
+        for obj, attr, _ in targets:
+            obj.__dict__.pop(attr, None)
+    parts = {k: round(v, 4) for k, v in spent.items()}
+    parts["other"] = round(total - sum(spent.values()), 4)
+    return {"total_s": total, "seconds": parts, "calls": calls}
+
+
+def bench_grading(grader: Grader, runs: int) -> dict[str, Any]:
+    turns = grading_turns()
+    agent_turns = sum(1 for t in turns if t["role"] == "agent")
+    grade_times = timed_runs(lambda: grader.grade_transcript("bench", turns), runs)
+    embed_times = timed_runs(lambda: embed_only(turns), runs)
+    g, e = median(grade_times), median(embed_times)
+    graded = grader.grade_transcript("bench", turns)
+    return {
+        "turns": len(turns),
+        "agent_turns": agent_turns,
+        "runs": runs,
+        "grade_s": grade_times,
+        "embed_s": embed_times,
+        "grade_median_s": g,
+        "embed_median_s": e,
+        "grade_per_agent_turn_s": g / agent_turns,
+        "embed_per_agent_turn_s": e / agent_turns,
+        "breakdown": grading_breakdown(grader, turns),
+        "summary": graded.summary.model_dump(),
+    }
+
+
+def _paragraph(rng: random.Random, topic: str) -> str:
+    picks = rng.sample(_SENTENCES, k=rng.randint(3, 4))
+    return " ".join(s.format(topic=topic, n=rng.randint(2, 40)) for s in picks)
+
+
+def write_playbook(
+    folder: Path, store: GuidanceStore, files: int, chunks_per_file: int, seed: int = 7
+) -> list[list[str]]:
+    """Markdown files with front matter, each grown until the store's own splitter cuts it
+    into ``chunks_per_file`` chunks. Returns each file's chunk texts, as ingest will see them."""
+    from rubric.guidance import TAGS, split_front_matter
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks: list[list[str]] = []
+    for i in range(files):
+        topic = _TOPICS[i % len(_TOPICS)]
+        tags = [TAGS[i % len(TAGS)], TAGS[(i * 3 + 1) % len(TAGS)]]
+        title = f"Handling {topic} (part {i + 1})"
+        paras = [f"# {title}"]
+        while len(store.splitter.split_text("\n\n".join(paras))) < chunks_per_file:
+            paras.append(_paragraph(rng, topic))
+        front = (
+            f"---\nid: playbook-{i:03d}\ntitle: {title}\ntags: [{', '.join(dict.fromkeys(tags))}]"
+            "\nsource: Northwind contact-centre playbook\n---\n"
+        )
+        text = front + "\n\n".join(paras) + "\n"
+        path = folder / f"playbook-{i:03d}.md"
+        path.write_text(text, encoding="utf-8")
+        _, body = split_front_matter(text, str(path))
+        chunks.append(store.splitter.split_text(body.strip()))
+    return chunks
+
+
+def bench_ingest(
+    root: Path, files: int, chunks_per_file: int
+) -> tuple[GuidanceStore, dict[str, Any]]:
+    from rubric.embeddings import get_encoder
+    from rubric.guidance import GuidanceStore
+    from sim.settings import Settings
+
+    store = GuidanceStore(Settings(data_dir=root / "ingest-data"))
+    chunk_lists = write_playbook(root / "playbook", store, files, chunks_per_file)
+    n_chunks = sum(len(c) for c in chunk_lists)
+    with Stopwatch() as sw:
+        rep = store.ingest([root / "playbook"], root=root)
+    # Baseline: the same texts through the encoder alone, one call per file as
+    # langchain-chroma's add_documents makes it (so batching and padding match).
+    enc = get_encoder()
+    with Stopwatch() as enc_sw:
+        for c in chunk_lists:
+            enc.encode(c)
+    return store, {
+        "files": files,
+        "chunks": n_chunks,
+        "chunks_written": rep.chunks_written,
+        "skipped": rep.skipped,
+        "ingest_s": sw.seconds,
+        "chunks_per_s": rep.chunks_written / sw.seconds if sw.seconds > 0 else None,
+        "embed_only_s": enc_sw.seconds,
+        "avg_chunk_chars": sum(len(x) for c in chunk_lists for x in c) / max(n_chunks, 1),
+    }
+
+
+def bench_retrieval(store: GuidanceStore, queries: int) -> dict[str, Any]:
+    from rubric.embeddings import get_encoder
+    from rubric.guidance import TAGS
+
+    texts = [_QUERIES[i % len(_QUERIES)] for i in range(queries)]
+    tags = [TAGS[i % len(TAGS)] for i in range(queries)]
+    for i in range(5):  # warm-up
+        store.search(texts[i], tag=tags[i], k=3)
+    text_ms: list[float] = []
+    hits = 0
+    for q, tag in zip(texts, tags, strict=True):
+        t0 = time.perf_counter()
+        got = store.search(q, tag=tag, k=3)
+        text_ms.append((time.perf_counter() - t0) * 1000)
+        hits += len(got)
+    vecs: list[list[float]] = get_encoder().encode(texts).tolist()
+    vec_ms: list[float] = []
+    for v, tag in zip(vecs, tags, strict=True):
+        t0 = time.perf_counter()
+        store.search(v, tag=tag, k=3)
+        vec_ms.append((time.perf_counter() - t0) * 1000)
+    return {
+        "queries": queries,
+        "store_chunks": store.count(),
+        "k": 3,
+        "results_returned": hits,
+        "text_p50_ms": percentile(text_ms, 50),
+        "text_p95_ms": percentile(text_ms, 95),
+        "vector_p50_ms": percentile(vec_ms, 50),
+        "vector_p95_ms": percentile(vec_ms, 95),
+    }
+
+
+def run(
+    runs: int = 5, files: int = 50, chunks_per_file: int = 10, queries: int = 200
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    load_start = loadavg()
+    with tempfile.TemporaryDirectory(prefix="rapport-bench-") as tmp:
+        root = Path(tmp)
+        grader, setup = make_grader(root / "grading-data")
+        grading = bench_grading(grader, runs)
+        store, ingest = bench_ingest(root, files, chunks_per_file)
+        retrieval = bench_retrieval(store, queries)
+
+    g, i, r = grading, ingest, retrieval
+    n_agent = g["agent_turns"]
+    figs: list[Figure] = [
+        figure(
+            f"grade {n_agent}-agent-turn transcript (median of {runs})",
+            g["grade_median_s"],
+            "s",
+            baseline=g["embed_median_s"],
+            baseline_name="MiniLM encoding of the same turns alone",
+            target=GRADE_TARGET_S,
+        ),
+        figure(
+            "grade per agent turn",
+            g["grade_per_agent_turn_s"] * 1000,
+            "ms",
+            baseline=g["embed_per_agent_turn_s"] * 1000,
+            baseline_name="encoding per agent turn",
+        ),
+        figure(
+            f"ingest {i['chunks_written']} chunks ({files} files)",
+            i["ingest_s"],
+            "s",
+            baseline=i["embed_only_s"],
+            baseline_name="MiniLM encoding of the same chunks alone",
+            target=INGEST_TARGET_S * i["chunks_written"] / 500 if i["chunks_written"] else None,
+            note="target scaled from 10 s per 500 chunks",
+        ),
+        figure(
+            "ingest throughput",
+            i["chunks_per_s"],
+            "chunks/s",
+            baseline=i["chunks_written"] / i["embed_only_s"] if i["embed_only_s"] else None,
+            baseline_name="encoding-only throughput",
+        ),
+        figure(
+            f"retrieval p50, text query ({r['store_chunks']} chunks)",
+            r["text_p50_ms"],
+            "ms",
+            baseline=r["vector_p50_ms"],
+            baseline_name="same queries with precomputed vectors",
+            target=RETRIEVAL_P50_TARGET_MS,
+        ),
+        figure(
+            "retrieval p95, text query",
+            r["text_p95_ms"],
+            "ms",
+            baseline=r["vector_p95_ms"],
+            baseline_name="precomputed vectors p95",
+        ),
+        figure(
+            "retrieval p50, precomputed vector",
+            r["vector_p50_ms"],
+            "ms",
+            target=RETRIEVAL_P50_TARGET_MS,
+        ),
+    ]
+    return {
+        "bench": NAME,
+        "timestamp": now_iso(),
+        "machine": machine_info() | {"loadavg_start": load_start, "loadavg_end": loadavg()},
+        "nproc": machine_info()["nproc"],
+        "config": {
+            "runs": runs,
+            "files": files,
+            "chunks_per_file": chunks_per_file,
+            "queries": queries,
+        },
+        "setup": setup,
+        "grading": grading,
+        "ingest": ingest,
+        "retrieval": retrieval,
+        "figures": figs,
+        "targets": targets_of(figs),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def report(res: dict[str, Any]) -> str:
+    s, g = res["setup"], res["grading"]
+    b = g["breakdown"]
+    parts = ", ".join(f"{k} {v:.3f}s" for k, v in b["seconds"].items())
+    calls = ", ".join(f"{k} x{v}" for k, v in b["calls"].items())
+    return "\n".join(
+        [
+            f"grading  nproc={res['nproc']}  loadavg={res['machine']['loadavg_start']}"
+            f"->{res['machine']['loadavg_end']}",
+            f"setup: encoder {s['encoder_load_s']:.2f}s, shipped guidance ingest "
+            f"{s['ingest_shipped_s']:.2f}s ({s['shipped_chunks']} chunks), grader build "
+            f"{s['grader_build_s']:.2f}s",
+            "grade runs (s): " + ", ".join(f"{x:.3f}" for x in g["grade_s"]),
+            f"one grade, instrumented ({b['total_s']:.3f}s): {parts}",
+            f"calls: {calls}",
+            "",
+            figures_table(res["figures"]),
+            f"\nwall {res['wall_s']:.1f} s",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.grading", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="timed grading runs (median reported)")
+    ap.add_argument("--files", type=int, default=50, help="synthetic playbook files")
+    ap.add_argument("--chunks-per-file", type=int, default=10)
+    ap.add_argument("--queries", type=int, default=200, help="retrieval queries")
+    a = ap.parse_args(argv)
+    res = run(runs=a.runs, files=a.files, chunks_per_file=a.chunks_per_file, queries=a.queries)
+    path = write_results(NAME, res)
+    print(report(res))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
