@@ -7,10 +7,11 @@ What is measured, all on the one shared ``Llama`` the app uses (``sim.local_llm.
 1. A scripted conversation with one persona through the app path (``CustomerTurn`` over
    ``LlamaCppChat``), real replies fed back. Per turn: time to first streamed token (TTFT),
    total time, tokens, tokens/s, and how many prompt tokens llama.cpp had to evaluate.
-2. Baseline, same run: the exact message lists the app sent, replayed through
-   ``Llama.create_chat_completion(stream=True)`` with the same sampling parameters.
+2. Baseline, same run: each turn's exact message list, run from the same model state and
+   cache through ``Llama.create_chat_completion(stream=True)`` with the same sampling
+   parameters (see ``measure_pairs`` for how the two are kept on equal terms).
 3. Turn 1 after ``LlamaCppChat.warm`` on [system, opening line] (what ``Practice.prewarm``
-   does while the trainee reads), against turn 1 cold from pass 1.
+   does while the trainee reads), against turn 1 cold from step 1.
 4. Two sessions with different personas alternating turns, with the ``LlamaRAMCache`` on
    and off: TTFT of turns 2..N in each.
 
@@ -24,6 +25,7 @@ import argparse
 import resource
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -205,16 +207,28 @@ class Bench:
     llm: Llama
     lock: Any
     probe: Probe
-    cache_bytes: int  # capacity of the app's LlamaRAMCache (0: the app runs without one)
+    app_cache: Any  # the cache object load_llama installed (None: the app runs without one)
 
-    def fresh(self, cache: bool = True) -> None:
-        """Forget all evaluated tokens and start an empty cache of the app's capacity, so the
-        next pass starts from exactly the conditions a newly loaded model would."""
+    @property
+    def cache_bytes(self) -> int:
+        return int(getattr(self.app_cache, "capacity_bytes", 0)) if self.app_cache else 0
+
+    def new_cache(self) -> Any:
+        """An empty cache of the app's own class and capacity (whatever ``load_llama`` uses,
+        e.g. a ``LlamaRAMCache`` subclass), so the bench follows changes to the product."""
         from llama_cpp import LlamaRAMCache
 
+        try:
+            return type(self.app_cache)(capacity_bytes=self.cache_bytes)
+        except TypeError:
+            return LlamaRAMCache(capacity_bytes=self.cache_bytes)
+
+    def fresh(self, cache: bool = True) -> None:
+        """Forget all evaluated tokens and start an empty cache like the app's, so the
+        next pass starts from exactly the conditions a newly loaded model would."""
         self.llm.reset()
-        use = cache and self.cache_bytes > 0
-        self.llm.set_cache(LlamaRAMCache(capacity_bytes=self.cache_bytes) if use else None)
+        use = cache and self.app_cache is not None
+        self.llm.set_cache(self.new_cache() if use else None)
 
 
 def progress(label: str, t: TurnTiming) -> None:
@@ -291,73 +305,134 @@ def app_turn(
     return b.probe.fill(t), turn
 
 
-def app_pass(
-    b: Bench, persona: Persona, agent_msgs: Sequence[str]
-) -> tuple[list[TurnTiming], list[list[dict[str, str]]]]:
-    """The scripted conversation through the app path. Returns timings and the exact
-    OpenAI-style message lists that were sent (for the raw baseline)."""
-    from sim.local_llm import to_openai_messages
-    from sim.prompt import Message
-
-    history = [Message("customer", persona.opening_line)]
-    timings: list[TurnTiming] = []
-    prompts: list[list[dict[str, str]]] = []
-    for n, text in enumerate(agent_msgs, 1):
-        history.append(Message("agent", text))
-        t, turn = app_turn(b, persona, history, n)
-        prompts.append(to_openai_messages(turn.messages))
-        history.append(Message("customer", t.reply))
-        timings.append(t)
-        progress("app", t)
-    return timings, prompts
-
-
-def raw_pass(b: Bench, prompts: Sequence[list[dict[str, str]]]) -> list[TurnTiming]:
-    """The same prompts straight through ``create_chat_completion(stream=True)``.
+def raw_turn(b: Bench, messages: list[dict[str, str]], n: int) -> TurnTiming:
+    """One reply for the same prompt straight through ``create_chat_completion(stream=True)``.
 
     Sampling parameters are the ones ``LlamaCppChat`` sends (temperature, max_tokens, seed,
     and also top_p=0.9 / repeat_penalty=1.1, which differ from llama-cpp-python's defaults),
     so both paths sample the same tokens and the comparison is of the wrapping alone.
     """
     params = b.chat._params(None)
-    timings: list[TurnTiming] = []
-    for n, messages in enumerate(prompts, 1):
-        b.probe.mark()
-        c0 = cpu_time()
-        t0 = time.perf_counter()
-        first: float | None = None
-        pieces = 0
-        text = ""
-        with b.lock:
-            stream = b.llm.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                **params,
-            )
-            for part in cast(Iterator[dict[str, Any]], stream):
-                piece = part["choices"][0].get("delta", {}).get("content") or ""
-                if not piece:
-                    continue
-                if first is None:
-                    first = time.perf_counter() - t0
-                pieces += 1
-                text += piece
-        total = time.perf_counter() - t0
-        t = TurnTiming(
-            turn=n,
-            ttft_s=first,
-            total_s=total,
-            tokens=count_tokens(b.llm, text),
-            prefill_tokens=None,
-            context_tokens=0,
-            pieces=pieces,
-            cpu_s=cpu_time() - c0,
-            reply=text.strip(),
-            raw_text=text,
+    b.probe.mark()
+    c0 = cpu_time()
+    t0 = time.perf_counter()
+    first: float | None = None
+    pieces = 0
+    text = ""
+    with b.lock:
+        stream = b.llm.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+            **params,
         )
-        timings.append(b.probe.fill(t))
-        progress("raw", t)
-    return timings
+        for part in cast(Iterator[dict[str, Any]], stream):
+            piece = part["choices"][0].get("delta", {}).get("content") or ""
+            if not piece:
+                continue
+            if first is None:
+                first = time.perf_counter() - t0
+            pieces += 1
+            text += piece
+    total = time.perf_counter() - t0
+    t = TurnTiming(
+        turn=n,
+        ttft_s=first,
+        total_s=total,
+        tokens=count_tokens(b.llm, text),
+        prefill_tokens=None,
+        context_tokens=0,
+        pieces=pieces,
+        cpu_s=cpu_time() - c0,
+        reply=text.strip(),
+        raw_text=text,
+    )
+    return b.probe.fill(t)
+
+
+Snapshot = tuple["LlamaState", "OrderedDict[Any, Any] | None"]
+
+
+def snapshot(b: Bench) -> Snapshot:
+    """The model's evaluated state and the cache's entries (untimed bookkeeping)."""
+    cache: Any = b.llm.cache
+    return b.llm.save_state(), (OrderedDict(cache.cache_state) if cache is not None else None)
+
+
+def restore(b: Bench, snap: Snapshot | None) -> None:
+    """Put the model and its cache back as they were; ``None`` means freshly loaded."""
+    if snap is None:
+        b.fresh()
+        return
+    state, entries = snap
+    b.llm.load_state(state)
+    cache: Any = b.llm.cache
+    if cache is not None and entries is not None:
+        cache.cache_state = OrderedDict(entries)
+
+
+def measure_pairs(
+    b: Bench, persona: Persona, agent_msgs: Sequence[str], repeats: int
+) -> tuple[list[TurnTiming], list[TurnTiming], list[list[dict[str, str]]], list[str]]:
+    """The scripted conversation; every turn is run twice from the same starting point, once
+    through the app path and once raw, and the app's reply is fed back into the history.
+
+    Fairness: both run on the same Llama instance (same weights, threads and n_batch; no
+    second 1.1 GB copy competing for RAM). Turn 1 of each starts from a freshly reset model
+    (``reset()``: nothing evaluated) with a new empty ``LlamaRAMCache`` of the app's
+    capacity. For later turns the model state *and* the cache entries are snapshotted
+    before the turn and restored before the second run, so both reuse exactly the same
+    prefix (the previous turn) and pay the same cache save. Running the two side by side per
+    turn, first one then the other, alternating which goes first, keeps slow drift in the
+    machine's load out of the ratio: a pass-then-pass design (reset between passes) measured
+    turns 2-5 30-50 % slower in every pass after the first, whichever path it was. The raw run gets the exact message
+    list the app's ``CustomerTurn`` builds (checked), converted by ``to_openai_messages``.
+    """
+    from sim.local_llm import to_openai_messages
+    from sim.prompt import Message, build_messages
+
+    app_runs: list[list[TurnTiming]] = []
+    raw_runs: list[list[TurnTiming]] = []
+    orders: list[str] = []
+    prompts: list[list[dict[str, str]]] = []
+    for r in range(repeats):
+        b.fresh()
+        history = [Message("customer", persona.opening_line)]
+        app_t: list[TurnTiming] = []
+        raw_t: list[TurnTiming] = []
+        for n, text in enumerate(agent_msgs, 1):
+            history.append(Message("agent", text))
+            messages = to_openai_messages(build_messages(persona, history))
+            before = snapshot(b) if n > 1 else None
+            order = ("app", "raw") if (n + r) % 2 == 1 else ("raw", "app")
+            orders.append("-".join(order))
+            app_after: Snapshot | None = None
+            a: TurnTiming | None = None
+            w: TurnTiming | None = None
+            for i, which in enumerate(order):
+                if i == 1:
+                    restore(b, before)
+                if which == "app":
+                    a, turn = app_turn(b, persona, history, n)
+                    if to_openai_messages(turn.messages) != messages:
+                        raise RuntimeError("CustomerTurn sent a different prompt than expected")
+                    if i == 0:
+                        app_after = snapshot(b)
+                    progress("app", a)
+                else:
+                    w = raw_turn(b, messages, n)
+                    progress("raw", w)
+            assert a is not None and w is not None
+            if order[-1] == "raw" and w.raw_text != a.raw_text and app_after is not None:
+                restore(b, app_after)  # continue from the app's reply, which goes in the history
+            del before, app_after
+            if r == 0:
+                prompts.append(messages)
+            history.append(Message("customer", a.reply))
+            app_t.append(a)
+            raw_t.append(w)
+        app_runs.append(app_t)
+        raw_runs.append(raw_t)
+    return _median_turns(app_runs), _median_turns(raw_runs), prompts, orders
 
 
 def _sum(xs: Sequence[float | None]) -> float | None:
@@ -390,34 +465,6 @@ def _warm_up(b: Bench) -> float:
     return time.perf_counter() - t0
 
 
-def measure_passes(
-    b: Bench, persona: Persona, agent_msgs: Sequence[str], repeats: int
-) -> tuple[list[TurnTiming], list[TurnTiming], list[list[dict[str, str]]], list[str]]:
-    # Fairness: both passes run on the same Llama instance (same weights, threads and
-    # n_batch, so no second 1.1 GB copy competing for RAM and page cache), and each pass
-    # starts from a freshly reset model (n_tokens=0, so nothing is reused from the previous
-    # pass) with a brand-new empty LlamaRAMCache of the app's capacity. Within a pass each
-    # turn may reuse the previous turn's prefix, exactly as the app does; both passes pay the
-    # same cache saves. The raw pass needs the prompts the app sent, so repeat 1 runs the app
-    # first; later repeats alternate the order, and per-turn medians are reported.
-    app_runs: list[list[TurnTiming]] = []
-    raw_runs: list[list[TurnTiming]] = []
-    order: list[str] = []
-    prompts: list[list[dict[str, str]]] = []
-    for r in range(repeats):
-        first_app = r % 2 == 0
-        for which in ("app", "raw") if first_app else ("raw", "app"):
-            b.fresh()
-            order.append(which)
-            if which == "app":
-                timings, got = app_pass(b, persona, agent_msgs)
-                prompts = prompts or got
-                app_runs.append(timings)
-            else:
-                raw_runs.append(raw_pass(b, prompts))
-    return _median_turns(app_runs), _median_turns(raw_runs), prompts, order
-
-
 def measure_prewarm(b: Bench, persona: Persona, agent_msg: str) -> dict[str, Any]:
     """Turn 1 after ``LlamaCppChat.warm`` on [system, opening line], from a fresh model.
     (This is the call ``Practice.prewarm`` makes in a thread when a session starts.)"""
@@ -436,9 +483,7 @@ def measure_prewarm(b: Bench, persona: Persona, agent_msg: str) -> dict[str, Any
     return {"warm_s": warm_s, "warm_prefill_tokens": warm_prefill, "turn1": t.as_dict()}
 
 
-def measure_interleave(
-    b: Bench, personas: Sequence[Persona], turns: int
-) -> dict[str, Any]:
+def measure_interleave(b: Bench, personas: Sequence[Persona], turns: int) -> dict[str, Any]:
     """Sessions alternate turns (A1 B1 A2 B2 ...) with the RAM cache on; then turns 2..N
     again with it off.
 
@@ -568,16 +613,15 @@ def run(
     llm, lock = load_llama(model_path, n_ctx, threads)
     load_s = time.perf_counter() - t0
     app_cache: Any = llm.cache
-    cache_bytes = int(getattr(app_cache, "capacity_bytes", 0)) if app_cache is not None else 0
     probe = Probe(llm)
     probe.install()
-    b = Bench(chat, llm, lock, probe, cache_bytes)
+    b = Bench(chat, llm, lock, probe, app_cache)
     personas = load_personas()
     persona = personas[persona_id]
     try:
         warm_up_s = _warm_up(b)
         agent_msgs = script_for(persona.id, turns)
-        app, raw, prompts, order = measure_passes(b, persona, agent_msgs, repeats)
+        app, raw, prompts, order = measure_pairs(b, persona, agent_msgs, repeats)
         pre = measure_prewarm(b, persona, agent_msgs[0]) if prewarm else None
         inter = (
             measure_interleave(b, [persona, personas[second_persona_id]], interleave_turns)
@@ -647,8 +691,13 @@ def run(
             baseline_name="raw llama-cpp-python",
             note="process CPU time: a cross-check that other load on the machine inflates less",
         ),
-        figure("tokens/s incl. TTFT (app)", app_tps, "tok/s", baseline=raw_tps,
-               baseline_name="raw llama-cpp-python"),
+        figure(
+            "tokens/s incl. TTFT (app)",
+            app_tps,
+            "tok/s",
+            baseline=raw_tps,
+            baseline_name="raw llama-cpp-python",
+        ),
     ]
     if pre is not None:
         figs += [
@@ -689,7 +738,7 @@ def run(
                 (ce["llama_state_bytes"] + ce["scores_bytes"]) / 2**20,
                 "MiB",
                 baseline=ce["llama_state_bytes"] / 2**20,
-                baseline_name="bytes LlamaRAMCache counts (llama state only)",
+                baseline_name="llama.cpp state blob alone",
             )
         )
 
@@ -710,9 +759,10 @@ def run(
             "n_threads_batch": int(llm.n_threads_batch),
             "n_ctx": n_ctx,
             "repeats": repeats,
-            "pass_order": order,
+            "run_order_per_turn": order,
             "sampling": {k: v for k, v in chat._params(None).items() if k != "stop"},
-            "app_cache_capacity_bytes": cache_bytes,
+            "app_cache_class": type(app_cache).__name__ if app_cache is not None else None,
+            "app_cache_capacity_bytes": b.cache_bytes,
             "llama_cpp_python": package_version("llama_cpp_python"),
         },
         "load_s": load_s,
@@ -766,14 +816,27 @@ def report(res: dict[str, Any]) -> str:
             ]
         )
     head = [
-        "turn", "prefill", "ttft app", "ttft raw", "ratio", "total app", "total raw", "ratio",
-        "tok app", "tok raw", "decode tok/s", "cache loads", "cores app", "cores raw",
+        "turn",
+        "prefill",
+        "ttft app",
+        "ttft raw",
+        "ratio",
+        "total app",
+        "total raw",
+        "ratio",
+        "tok app",
+        "tok raw",
+        "decode tok/s",
+        "cache loads",
+        "cores app",
+        "cores raw",
         "same text",
     ]
     out = [
         f"chat_latency  model={res['model_file']}  nproc={res['nproc']}  "
         f"threads={res['config']['n_threads']}  loadavg={res['machine']['loadavg_start']}"
-        f"->{res['machine']['loadavg_end']}",
+        f"->{res['machine']['loadavg_end']}  cache={res['config']['app_cache_class']} "
+        f"{res['config']['app_cache_capacity_bytes'] / 2**20:.0f} MiB",
         "",
         table(rows, head),
     ]
@@ -796,13 +859,32 @@ def report(res: dict[str, Any]) -> str:
         for pid, sess in inter["sessions"].items():
             for row in sess["turns"]:
                 rows.append(
-                    [pid, row["turn"], row["ttft_on_s"], row["ttft_off_s"], row["ratio_on_off"],
-                     row["prefill_on"], row["prefill_off"], row["cache_load_on_s"]]
+                    [
+                        pid,
+                        row["turn"],
+                        row["ttft_on_s"],
+                        row["ttft_off_s"],
+                        row["ratio_on_off"],
+                        row["prefill_on"],
+                        row["prefill_off"],
+                        row["cache_load_on_s"],
+                    ]
                 )
         out += [
             "\ninterleaved sessions (RAM cache on vs off):",
-            table(rows, ["session", "turn", "ttft on", "ttft off", "on/off", "prefill on",
-                         "prefill off", "cache load s"]),
+            table(
+                rows,
+                [
+                    "session",
+                    "turn",
+                    "ttft on",
+                    "ttft off",
+                    "on/off",
+                    "prefill on",
+                    "prefill off",
+                    "cache load s",
+                ],
+            ),
         ]
         ce = inter["cache_entry"]
         out.append(
@@ -816,16 +898,27 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bench.chat_latency", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.chat_latency",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--turns", type=int, default=5, help="agent turns in the scripted chat")
     ap.add_argument("--max-tokens", type=int, default=60, help="cap on each reply")
     ap.add_argument("--persona", default=PERSONA_A)
     ap.add_argument("--second-persona", default=PERSONA_B, help="the other interleaved session")
-    ap.add_argument("--interleave-turns", type=int, default=3,
-                    help="turns per session in the interleave check (<2 skips it)")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="app/raw pass pairs; per-turn medians are reported")
+    ap.add_argument(
+        "--interleave-turns",
+        type=int,
+        default=3,
+        help="turns per session in the interleave check (<2 skips it)",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="times to play the conversation (app and raw per turn); per-turn medians are reported",
+    )
     ap.add_argument("--no-prewarm", action="store_true", help="skip the prewarm check")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (app default)")
     ap.add_argument("--n-ctx", type=int, default=4096)

@@ -49,48 +49,98 @@ RETRIEVAL_P50_TARGET_MS = 10.0
 
 # A realistic 10-agent-turn chat: broadband outage, mixed good and weak agent turns.
 TRANSCRIPT: list[tuple[str, str]] = [
-    ("customer", "Right, I've been without internet since seven this morning and your status "
-     "page says everything's fine. It is not fine. I work from home and I need this fixed "
-     "today, not \"within 72 hours\"."),
-    ("agent", "Hi Gareth, I'm sorry you've been offline all morning. That's a rough start, "
-     "especially on a work day. Can you tell me what lights the router is showing?"),
-    ("customer", "The broadband light is flashing red. I've restarted it twice already, before "
-     "you ask. Twice."),
-    ("agent", "Thanks for doing that already, I won't ask you to do it again. A flashing red "
-     "light usually means the router can't get a signal from the line."),
-    ("customer", "So what does that mean? Because I've got a 38 gig file to send by five and "
-     "I'm tethering off my phone."),
-    ("agent", "It sounds like you've got a lot riding on today, and tethering a file that "
-     "size must be painfully slow. Let me run a line test now while we talk."),
-    ("customer", "Fine. Your system said there's no fault, which frankly felt like being called "
-     "a liar."),
-    ("agent", "I understand why that landed badly. The status page only shows area outages, "
-     "not faults on a single line, so it wouldn't have picked up your problem."),
+    (
+        "customer",
+        "Right, I've been without internet since seven this morning and your status "
+        "page says everything's fine. It is not fine. I work from home and I need this fixed "
+        'today, not "within 72 hours".',
+    ),
+    (
+        "agent",
+        "Hi Gareth, I'm sorry you've been offline all morning. That's a rough start, "
+        "especially on a work day. Can you tell me what lights the router is showing?",
+    ),
+    (
+        "customer",
+        "The broadband light is flashing red. I've restarted it twice already, before "
+        "you ask. Twice.",
+    ),
+    (
+        "agent",
+        "Thanks for doing that already, I won't ask you to do it again. A flashing red "
+        "light usually means the router can't get a signal from the line.",
+    ),
+    (
+        "customer",
+        "So what does that mean? Because I've got a 38 gig file to send by five and "
+        "I'm tethering off my phone.",
+    ),
+    (
+        "agent",
+        "It sounds like you've got a lot riding on today, and tethering a file that "
+        "size must be painfully slow. Let me run a line test now while we talk.",
+    ),
+    (
+        "customer",
+        "Fine. Your system said there's no fault, which frankly felt like being called a liar.",
+    ),
+    (
+        "agent",
+        "I understand why that landed badly. The status page only shows area outages, "
+        "not faults on a single line, so it wouldn't have picked up your problem.",
+    ),
     ("customer", "Well it should. Six years I've been with you and never complained once."),
-    ("agent", "You're right, and I appreciate you sticking with us that long. The line test is "
-     "back: there's no sync at the cabinet, so this is a fault on our side, not yours."),
+    (
+        "agent",
+        "You're right, and I appreciate you sticking with us that long. The line test is "
+        "back: there's no sync at the cabinet, so this is a fault on our side, not yours.",
+    ),
     ("customer", "Finally. So when is someone coming out? And don't say 72 hours."),
-    ("agent", "I know 72 hours is no use with a 5 pm deadline. I've booked the earliest "
-     "engineer slot, which is 1 pm today, and marked it urgent because you work from home."),
+    (
+        "agent",
+        "I know 72 hours is no use with a 5 pm deadline. I've booked the earliest "
+        "engineer slot, which is 1 pm today, and marked it urgent because you work from home.",
+    ),
     ("customer", "1 pm. Okay. That's tight but it might work. What if they're late?"),
-    ("agent", "That's a fair worry. If the engineer hasn't arrived by 1:30, they'll call you, "
-     "and you can ring me directly on the reference I'm about to give you."),
+    (
+        "agent",
+        "That's a fair worry. If the engineer hasn't arrived by 1:30, they'll call you, "
+        "and you can ring me directly on the reference I'm about to give you.",
+    ),
     ("customer", "And my mobile data? I've burned through most of it this morning."),
-    ("agent", "Policy is policy, I'm afraid, we can't refund mobile data from another "
-     "provider. Is there anything else?"),
+    (
+        "agent",
+        "Policy is policy, I'm afraid, we can't refund mobile data from another "
+        "provider. Is there anything else?",
+    ),
     ("customer", "Seriously? That's it? I've lost a morning's work because of your fault."),
-    ("agent", "Sorry, that came out wrong. What I can do is credit three days of service to "
-     "your account and send you a 4G backup dongle by courier this afternoon. Would that help?"),
+    (
+        "agent",
+        "Sorry, that came out wrong. What I can do is credit three days of service to "
+        "your account and send you a 4G backup dongle by courier this afternoon. Would that help?",
+    ),
     ("customer", "Yes. Yes it would. Thank you. Tidy."),
-    ("agent", "Great. So to sum up: engineer at 1 pm today, three days' credit, and a 4G "
-     "dongle by courier. I've emailed all of that to you with your reference number."),
+    (
+        "agent",
+        "Great. So to sum up: engineer at 1 pm today, three days' credit, and a 4G "
+        "dongle by courier. I've emailed all of that to you with your reference number.",
+    ),
 ]
 
 # Building blocks for synthetic playbook text (a made-up contact centre's manual).
 _TOPICS = [
-    "refund requests", "late deliveries", "billing disputes", "service outages",
-    "account lockouts", "cancellations", "damaged parts", "missed appointments",
-    "price increases", "duplicate charges", "warranty claims", "slow broadband",
+    "refund requests",
+    "late deliveries",
+    "billing disputes",
+    "service outages",
+    "account lockouts",
+    "cancellations",
+    "damaged parts",
+    "missed appointments",
+    "price increases",
+    "duplicate charges",
+    "warranty claims",
+    "slow broadband",
 ]
 _SENTENCES = [
     "When a customer raises {topic}, start by restating what they told you in your own words.",
@@ -449,8 +499,11 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bench.grading", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.grading",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--runs", type=int, default=5, help="timed grading runs (median reported)")
     ap.add_argument("--files", type=int, default=50, help="synthetic playbook files")
     ap.add_argument("--chunks-per-file", type=int, default=10)

@@ -100,7 +100,8 @@ def markdown(all_res: dict[str, Any]) -> str:
                         name,
                         _cell(f["name"]),
                         _cell(f["value"]) + unit,
-                        _cell(f["baseline"]) + base
+                        _cell(f["baseline"])
+                        + base
                         + (f" ({f['baseline_name']})" if f["baseline_name"] else ""),
                         _cell(f["ratio"]),
                         _cell(target_text(f)),
@@ -125,8 +126,11 @@ def run(names: Sequence[str] = BENCHES) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.run_all",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--only", nargs="+", choices=BENCHES, help="run just these benches")
     ap.add_argument("--skip", nargs="+", choices=BENCHES, default=[], help="benches to leave out")
     a = ap.parse_args(argv)

@@ -32,8 +32,31 @@ class LocalModelError(RuntimeError):
     """The embedded runtime can't be used; the message says what to install or run."""
 
 
+def _state_cache(capacity_bytes: int) -> Any:
+    """A ``LlamaRAMCache`` that counts what its states really hold.
+
+    The stock cache counts only llama.cpp's state blob (about 19 MiB for a 750-token prompt)
+    but each entry also keeps a copy of the logits (about 300 MiB), so its byte cap didn't
+    bound memory. Measured in bench/chat_latency.py.
+    """
+    from llama_cpp import LlamaRAMCache
+
+    class TrueSizeRAMCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            total = 0
+            for state in self.cache_state.values():
+                total += int(state.llama_state_size)
+                total += int(getattr(state.scores, "nbytes", 0)) + int(
+                    getattr(state.input_ids, "nbytes", 0)
+                )
+            return total
+
+    return TrueSizeRAMCache(capacity_bytes=capacity_bytes)
+
+
 def load_llama(
-    model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, cache_bytes: int = 768 << 20
+    model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, cache_bytes: int = 640 << 20
 ) -> tuple[Llama, threading.Lock]:
     """Load (once per process) and return the shared model with its lock."""
     threads = n_threads or max(1, os.cpu_count() or 1)
@@ -42,7 +65,7 @@ def load_llama(
         if key in _instances:
             return _instances[key]
         try:
-            from llama_cpp import Llama, LlamaRAMCache
+            from llama_cpp import Llama
         except ImportError as exc:
             raise LocalModelError(
                 "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
@@ -63,7 +86,7 @@ def load_llama(
                 "(run: rapport model prepare) or there may not be enough memory."
             ) from exc
         if cache_bytes > 0:
-            llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+            llm.set_cache(_state_cache(cache_bytes))
         _instances[key] = (llm, threading.Lock())
         return _instances[key]
 

@@ -79,3 +79,23 @@ def test_smollm2_fixture_generates(smollm2_path: Path) -> None:
     )
     reply = turn.run()
     assert reply.text.strip()
+
+
+def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Path) -> None:
+    """Regression: the stock cache ignored the logits copy in each state (~300 MiB on Qwen)."""
+    from sim.local_llm import _state_cache, load_llama
+
+    tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=8, n_ctx=1024, seed=1)
+    llm, _ = load_llama(tiny.model_path, tiny.n_ctx, tiny.n_threads)
+    cap = 250 << 20
+    llm.set_cache(_state_cache(cap))
+    for pid in list(PERSONAS)[:4]:
+        p = PERSONAS[pid]
+        CustomerTurn(
+            tiny, p, [Message("customer", p.opening_line), Message("agent", "What happened?")]
+        ).run()
+    cache = llm.cache
+    assert cache is not None and len(cache.cache_state) >= 1
+    held = sum(s.llama_state_size + s.scores.nbytes for s in cache.cache_state.values())
+    assert cache.cache_size >= held
+    assert cache.cache_size <= cap
