@@ -15,6 +15,32 @@ import httpx
 from tests.conftest import free_port
 
 
+def wait_until_up(
+    proc: subprocess.Popen[bytes], url: str, log: Path, name: str, timeout: float = 120
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{name} did not answer {url} in {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @contextmanager
 def llama_server(model: Path, alias: str = "tiny", n_ctx: int = 2048) -> Iterator[str]:
     """Start ``python -m llama_cpp.server`` and yield its ``/v1`` base URL."""
@@ -41,21 +67,7 @@ def llama_server(model: Path, alias: str = "tiny", n_ctx: int = 2048) -> Iterato
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {Path(log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError("llama_cpp.server did not start in 120 s")
+        wait_until_up(proc, f"{base}/models", Path(log.name), "llama_cpp.server")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rubric.guidance import GUIDANCE_DIR, GuidanceStore
 from rubric.techniques import CORE_TECHNIQUES
 from sim.settings import Settings
 from tests.conftest import free_port
+from tests.servers import stop, wait_until_up
 
 pytestmark = pytest.mark.server
 
@@ -50,27 +50,12 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[in
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-                if r.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma server did not answer its heartbeat in 60 s")
-            time.sleep(0.3)
+        wait_until_up(
+            proc, f"http://127.0.0.1:{port}/api/v2/heartbeat", root / "server.log", "chroma", 60
+        )
         yield port, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
