@@ -42,6 +42,17 @@ def _state_cache(capacity_bytes: int) -> Any:
     from llama_cpp import LlamaRAMCache
 
     class TrueSizeRAMCache(LlamaRAMCache):
+        def __setitem__(self, key: Any, value: Any) -> None:
+            key = tuple(key)
+            # One entry per conversation: a new state supersedes the ones it extends.
+            for old in [k for k in self.cache_state if len(k) < len(key) and key[: len(k)] == k]:
+                del self.cache_state[old]
+            # Keep only the last row of logits: it is all sampling needs without logits_all,
+            # and load_state broadcasts it back. Cuts an entry from ~316 MiB to ~19 MiB on Qwen.
+            if getattr(value, "scores", None) is not None and len(value.scores) > 1:
+                value.scores = value.scores[-1:].copy()
+            super().__setitem__(key, value)
+
         @property
         def cache_size(self) -> int:
             total = 0

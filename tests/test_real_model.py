@@ -99,3 +99,13 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
     held = sum(s.llama_state_size + s.scores.nbytes for s in cache.cache_state.values())
     assert cache.cache_size >= held
     assert cache.cache_size <= cap
+    # only the last row of logits is kept: an entry costs the state blob, not a logits copy
+    assert all(len(s.scores) == 1 for s in cache.cache_state.values())
+    # one entry per conversation: continuing a session replaces its earlier state
+    p = PERSONAS[next(iter(PERSONAS))]
+    h = [Message("customer", p.opening_line), Message("agent", "What happened?")]
+    before = len(cache.cache_state)
+    first = CustomerTurn(tiny, p, h).run()
+    h += [Message("customer", first.text), Message("agent", "When did it start?")]
+    CustomerTurn(tiny, p, h).run()
+    assert len(cache.cache_state) <= before + 1
