@@ -327,6 +327,62 @@ def eval_cmd(
         typer.echo(f"side-by-side comparison: {out / 'comparison.md'}")
 
 
+@app.command()
+def simulate(
+    persona: Annotated[str, typer.Option(help="Persona id (see `rapport personas list`).")],
+    agent_script: Annotated[
+        Path, typer.Option(help="Text file: one agent message per line (# starts a comment).")
+    ],
+    seed: Annotated[int | None, typer.Option(help="Sampling seed for the customer model.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the stable JSON format (rapport.simulate/1).")
+    ] = False,
+) -> None:
+    """Play an agent script against a persona: replies, mood, facts, verdicts, guard, outcome."""
+    import json
+    import tempfile
+
+    from sim.persona import PersonaError, load_personas
+    from sim.practice import Practice
+    from sim.providers import ProviderError
+    from sim.settings import Settings
+    from sim.simulate import read_script, render_text
+    from sim.simulate import simulate as run_simulation
+    from sim.store import SessionStore
+
+    try:
+        lines = read_script(agent_script.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: cannot read {agent_script}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not lines:
+        typer.echo(f"error: {agent_script} has no agent lines", err=True)
+        raise typer.Exit(2)
+    try:
+        personas = load_personas()
+    except PersonaError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if persona not in personas:
+        typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
+        raise typer.Exit(2)
+    settings = Settings() if seed is None else Settings(seed=seed)
+    settings.ensure_dirs()
+    # Simulated sessions go to a throwaway store, not the trainee's history.
+    with tempfile.TemporaryDirectory(prefix="rapport-simulate-") as tmp:
+        practice = Practice(settings, SessionStore(Path(tmp) / "sessions.db"), personas)
+        try:
+            result = run_simulation(practice, persona, lines, seed)
+        except ProviderError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            practice.store.close()
+    typer.echo(
+        json.dumps(result, ensure_ascii=False, indent=None) if json_out else render_text(result)
+    )
+
+
 @rubric_app.command("fit")
 def rubric_fit() -> None:
     """Refit the classifier's weights on the gold dev split (after editing exemplars)."""

@@ -83,6 +83,31 @@ class Resolution(_Strict):
     )
 
 
+class MoodRules(_Strict):
+    """How fast this customer calms or escalates, and when they leave. Every field is
+    optional; what is left out follows the persona's difficulty (see ``sim/director.py``)."""
+
+    calm_rate: float | None = Field(None, gt=0, le=3, description="Multiplier on calming steps.")
+    escalate_rate: float | None = Field(
+        None, gt=0, le=3, description="Multiplier on escalating steps."
+    )
+    give_up_after: int | None = Field(
+        None, ge=1, le=20, description="Turns at maximum distress before the customer gives up."
+    )
+    accept_at_or_below: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Distress at or below which an offered resolution is accepted.",
+    )
+    offers_needed: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="Distinct resolution steps the agent must offer (capped at how many the persona lists).",
+    )
+
+
 class PersonaSpec(_Strict):
     """The contents of one persona YAML file."""
 
@@ -115,6 +140,11 @@ class PersonaSpec(_Strict):
         default_factory=list, description="Facts revealed only when the agent asks."
     )
     resolution: Resolution
+    mood: MoodRules | None = Field(
+        None,
+        description="Optional: how fast this customer calms or escalates and when they leave. "
+        "Left out, it follows the difficulty.",
+    )
 
     @field_validator("hidden_facts")
     @classmethod

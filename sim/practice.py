@@ -11,12 +11,46 @@ from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from sim.director import Director, DirectorState, RuleMatcher, Signals, Step, directive
+from sim.guard import detect_probe, probe_directive
 from sim.persona import PERSONA_DIR, Persona, load_personas
 from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
 from sim.settings import Settings
-from sim.simulator import CustomerTurn, Reply
+from sim.simulator import CustomerTurn, GuardContext, Reply
 from sim.store import Session, SessionStore
+
+SignalsFn = Callable[[str, str], Signals]
+"""Grades one agent turn (agent text, the customer's previous words) for the director."""
+
+
+def grader_signals(settings: Settings) -> SignalsFn:
+    """The default: the session grader's per-turn verdicts (``rubric/grader.py``)."""
+    from rubric.grader import Grader, TurnGrade
+
+    grader = Grader.from_settings(settings)
+
+    def signals(agent_text: str, customer_text: str) -> Signals:
+        verdicts, markers = grader.classify_turn(agent_text, customer_text, cite=False)
+        return Signals.from_grade(TurnGrade(index=0, techniques=verdicts, markers=markers))
+
+    return signals
+
+
+def rule_matcher(settings: Settings) -> RuleMatcher:
+    """Matches agent turns against a persona's escalates/softens rules by meaning."""
+    from rubric.rules import EmbeddingRuleMatcher
+
+    return EmbeddingRuleMatcher()
+
+
+def outcome_message(persona: Persona, state: DirectorState) -> str:
+    first = persona.name.split()[0]
+    if state.exit == "accepted":
+        return f"{first} accepted what you offered and the conversation is over. End the session to see your feedback."
+    if state.exit == "manager":
+        return f"{first} has asked for a manager and won't go on with you. End the session to see your feedback."
+    return f"{first} has given up and left the chat. End the session to see your feedback."
 
 
 class InputRejected(ValueError):
@@ -31,10 +65,15 @@ class Practice:
     store: SessionStore
     personas: dict[str, Persona]
     model_factory: Callable[[Settings], BaseChatModel] = get_chat_model
+    signals_factory: Callable[[Settings], SignalsFn] = grader_signals
+    matcher_factory: Callable[[Settings], RuleMatcher] = rule_matcher
 
     def __post_init__(self) -> None:
         self._model: BaseChatModel | None = None
+        self._signals: SignalsFn | None = None
+        self._matcher: RuleMatcher | None = None
         self._model_lock = threading.Lock()
+        self._grade_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -50,6 +89,20 @@ class Practice:
                 self._model = self.model_factory(self.settings)
             return self._model
 
+    @property
+    def signals(self) -> SignalsFn:
+        with self._grade_lock:
+            if self._signals is None:
+                self._signals = self.signals_factory(self.settings)
+            return self._signals
+
+    def director(self, persona: Persona) -> Director:
+        with self._grade_lock:
+            if self._matcher is None:
+                self._matcher = self.matcher_factory(self.settings)
+            matcher = self._matcher
+        return Director(persona, matcher=matcher)
+
     def model_info(self) -> dict[str, Any]:
         s = self.settings
         return {
@@ -63,18 +116,37 @@ class Practice:
     def start(self, persona_id: str, user_id: str | None = None) -> PracticeSession:
         persona = self.personas[persona_id]
         sid = self.store.create_session(persona.id, persona.version, self.model_info(), user_id)
-        self.store.add_turn(sid, "customer", persona.opening_line, {"opening": True})
+        state = self.director(persona).start()
+        self.store.add_turn(
+            sid,
+            "customer",
+            persona.opening_line,
+            {"opening": True, "director_state": state.model_dump(mode="json")},
+        )
         self.prewarm(persona)
         return PracticeSession(self, sid)
 
-    def prewarm(self, persona: Persona) -> threading.Thread | None:
+    def retry(self, session_id: str, agent_idx: int) -> PracticeSession:
+        """Retry from here: a new session rewound to just before agent turn ``agent_idx``,
+        director state included. The original session is kept as it was."""
+        rec = self.store.get_session(session_id)
+        if not 0 < agent_idx < len(rec.turns) or rec.turns[agent_idx].role != "agent":
+            raise InputRejected(f"Turn {agent_idx} is not one of your messages in that session.")
+        sid = self.store.branch_session(session_id, agent_idx)
+        session = PracticeSession(self, sid)
+        self.prewarm(session.persona, session.history())
+        return session
+
+    def prewarm(
+        self, persona: Persona, history: list[Message] | None = None
+    ) -> threading.Thread | None:
         """Let a local model read the persona prompt in the background while the trainee
         reads the opening line. A no-op for models without ``warm``."""
         model = self.model
         warm = getattr(model, "warm", None)
         if warm is None:
             return None
-        messages = build_messages(persona, [Message("customer", persona.opening_line)])
+        messages = build_messages(persona, history or [Message("customer", persona.opening_line)])
 
         def run() -> None:
             # warming is an optimisation; the real reply reports any error
@@ -106,7 +178,22 @@ class PracticeSession:
         return self.practice.personas[self.record.persona_id]
 
     def history(self) -> list[Message]:
-        return [Message(t.role, t.text) for t in self.record.turns]
+        return [Message(t.role, t.text, t.meta.get("directive")) for t in self.record.turns]
+
+    def state(self) -> DirectorState:
+        """The director's state after the last customer turn."""
+        for t in reversed(self.record.turns):
+            if t.role == "customer" and "director_state" in t.meta:
+                return DirectorState.model_validate(t.meta["director_state"])
+        return self.practice.director(self.persona).start()
+
+    def steps(self) -> list[tuple[int, Step]]:
+        """Each directed agent turn's index and the director's step for it."""
+        return [
+            (t.idx, Step.model_validate(t.meta["step"]))
+            for t in self.record.turns
+            if t.role == "agent" and "step" in t.meta
+        ]
 
     def check_message(self, text: str) -> str:
         """Normalise and validate a trainee message; raise :class:`InputRejected`."""
@@ -122,6 +209,8 @@ class PracticeSession:
         rec = self.record
         if rec.status != "open":
             raise InputRejected("This session has ended. Start a new session to keep practising.")
+        if rec.outcome and rec.outcome != "open":
+            raise InputRejected(outcome_message(self.persona, self.state()))
         agent_turns = sum(1 for t in rec.turns if t.role == "agent")
         if agent_turns >= s.max_turns:
             raise InputRejected(
@@ -137,16 +226,62 @@ class PracticeSession:
         """
         text = self.check_message(text)
         turns = self.record.turns
-        if not (turns and turns[-1].role == "agent" and turns[-1].text == text):
-            self.practice.store.add_turn(self.id, "agent", text)
-        yield from self._reply()
+        if turns and turns[-1].role == "agent" and turns[-1].text == text:
+            agent = turns[-1]
+        else:
+            agent = self.practice.store.add_turn(self.id, "agent", text)
+        if "step" in agent.meta:  # a resend: the director already decided this turn
+            step = Step.model_validate(agent.meta["step"])
+        else:
+            step = self.direct(text)
+        yield from self._reply(step, text)
 
-    def _reply(self) -> Iterator[str]:
-        turn = CustomerTurn(self.practice.model, self.persona, self.history())
+    def direct(self, text: str) -> Step:
+        """Grade the agent's turn, let the director decide, and store both with the turn."""
+        persona = self.persona
+        turns = self.record.turns
+        customer = next((t.text for t in reversed(turns[:-1]) if t.role == "customer"), "")
+        try:
+            signals = self.practice.signals(text, customer)
+            note = None
+        except Exception as exc:  # grading must not block the conversation
+            signals, note = Signals(), f"not scored: {type(exc).__name__}: {exc}"
+        director = self.practice.director(persona)
+        probe = detect_probe(text)
+        step = director.step(self.state(), text, signals, probe.kind if probe else None)
+        facts = {f.id: f.fact for f in persona.hidden_facts}
+        note_for_actor = directive(
+            persona,
+            step,
+            {fid: facts[fid] for fid in step.unlocked},
+            probe_directive(persona, probe) if probe else None,
+        )
+        meta: dict[str, Any] = {
+            "step": step.model_dump(mode="json"),
+            "signals": signals.as_dict(),
+            "directive": note_for_actor,
+        }
+        if note:
+            meta["grading_note"] = note
+        self.practice.store.update_turn_meta(self.id, turns[-1].idx, meta)
+        return step
+
+    def _reply(self, step: Step, agent_text: str) -> Iterator[str]:
+        director = self.practice.director(self.persona)
+        guard = GuardContext(
+            locked=director.locked_facts(step.state),
+            probe=detect_probe(agent_text),
+            mood=step.mood_after,
+            seed=step.turn,
+        )
+        turn = CustomerTurn(self.practice.model, self.persona, self.history(), guard=guard)
         yield from turn
         reply: Reply | None = turn.reply
         assert reply is not None
-        self.practice.store.add_turn(self.id, "customer", reply.text, reply.meta())
+        meta = {**reply.meta(), "director_state": step.state.model_dump(mode="json")}
+        self.practice.store.add_turn(self.id, "customer", reply.text, meta)
+        if step.outcome != "open":
+            self.practice.store.set_outcome(self.id, step.outcome)
 
     def pending_reply(self) -> bool:
         turns = self.record.turns

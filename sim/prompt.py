@@ -48,6 +48,7 @@ class Message:
 
     role: str  # "customer" | "agent"
     text: str
+    directive: str | None = None  # agent turns: the director's note to the actor, if any
 
 
 def system_prompt(persona: Persona, extra: str = "") -> str:
@@ -66,8 +67,10 @@ def system_prompt(persona: Persona, extra: str = "") -> str:
     )
 
 
-def agent_message(persona: Persona, text: str) -> str:
-    return f'Agent: "{text}"\n' + Template(REMINDER).substitute(name=persona.name)
+def agent_message(persona: Persona, text: str, directive: str | None = None) -> str:
+    """The agent's words as data, then the director's note (or the plain reminder)."""
+    note = directive or Template(REMINDER).substitute(name=persona.name)
+    return f'Agent: "{text}"\n' + note
 
 
 def build_messages(
@@ -82,7 +85,7 @@ def build_messages(
         if m.role == "customer":
             messages.append(AIMessage(m.text))
         elif m.role == "agent":
-            messages.append(HumanMessage(agent_message(persona, m.text)))
+            messages.append(HumanMessage(agent_message(persona, m.text, m.directive)))
         else:
             raise ValueError(f"unknown role {m.role!r}")
     return messages

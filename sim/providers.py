@@ -64,6 +64,7 @@ def _local(settings: Settings) -> BaseChatModel:
         n_threads=settings.n_threads,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        seed=settings.seed,
     )
 
 
@@ -84,6 +85,7 @@ def _openai(settings: Settings) -> BaseChatModel:
         max_completion_tokens=settings.max_tokens,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        seed=settings.seed,
         streaming=True,
     )
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_tokens: int = Field(160, ge=16, le=2048, description="Cap on one customer reply.")
     request_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call times out.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries for transient LLM errors.")
+    seed: int | None = Field(
+        None, description="Sampling seed, for reproducible customer replies (e.g. in evaluation)."
+    )
 
     judge: bool = Field(
         True, description="With the openai provider, also grade with the LLM judge."

@@ -1,14 +1,18 @@
-"""Where a customer reply is generated: prompt, stream, clean, check, regenerate once."""
+"""Where a customer reply is generated: prompt, stream, clean, guard, repair or regenerate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage
 
-from sim.persona import Persona
-from sim.postprocess import clean_reply, role_break
+from sim.guard import Probe, Violation, check_reply, in_character_line, repair
+from sim.persona import HiddenFact, Persona
+from sim.postprocess import clean_reply
 from sim.prompt import Message, build_messages
 
 
@@ -22,6 +26,7 @@ class Reply:
     attempts: list[str] = field(default_factory=list)
     breaks: list[str] = field(default_factory=list)
     fallback: bool = False
+    interventions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def regenerated(self) -> bool:
@@ -32,19 +37,38 @@ class Reply:
             "regenerated": self.regenerated,
             "breaks": self.breaks,
             "fallback": self.fallback,
+            "guard": self.interventions,
         }
 
 
-def fallback_line(persona: Persona) -> str:
-    """An in-character line used when both attempts broke character."""
-    return f"Sorry, I'm not sure what you mean. Can we get back to my problem with {persona.scenario.product}?"
+@dataclass(frozen=True)
+class GuardContext:
+    """What the character guard needs to know about this turn."""
+
+    locked: Sequence[HiddenFact] = ()
+    probe: Probe | None = None
+    mood: float = 5.0
+    seed: int = 0
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s)|\n")
+
+
+def releasable(text: str) -> str:
+    """The part of a partial reply that is complete sentences, safe to check and show."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else ""
 
 
 class CustomerTurn:
-    """One streamed customer reply. Iterate for the cleaned text so far; then read ``reply``.
+    """One streamed customer reply. Iterate for the text that may be shown so far; then read
+    ``reply``.
 
-    If the finished reply breaks character it is regenerated once; if that breaks too, an
-    in-character fallback line is used, so the trainee never sees an agent's or AI's words.
+    Every piece is checked by the character guard (``sim/guard.py``) before it is shown: the
+    stream is released a sentence at a time, and a reply that breaks character (speaks as the
+    agent, mentions being an AI or its instructions, leaks a locked fact, plays along with an
+    off-topic request) is repaired by dropping the bad sentences, or regenerated with a
+    correction. If every attempt fails, a deterministic in-character line is used.
     """
 
     def __init__(
@@ -54,6 +78,7 @@ class CustomerTurn:
         history: Sequence[Message],
         extra_system: str = "",
         max_attempts: int = 2,
+        guard: GuardContext | None = None,
     ) -> None:
         if not history or history[-1].role != "agent":
             raise ValueError("history must end with an agent message")
@@ -61,33 +86,73 @@ class CustomerTurn:
         self.persona = persona
         self.messages = build_messages(persona, history, extra_system)
         self.max_attempts = max_attempts
+        self.guard = guard or GuardContext()
         self.reply: Reply | None = None
 
-    def _attempt(self) -> Iterator[tuple[str, str]]:
+    def check(self, text: str) -> list[Violation]:
+        g = self.guard
+        return check_reply(text, self.persona, g.locked, g.probe)
+
+    def _attempt(self, messages: list[BaseMessage]) -> Generator[tuple[str, str], None, None]:
         raw = ""
         try:
-            for chunk in self.model.stream(self.messages):
+            for chunk in self.model.stream(messages):
                 raw += chunk.text
                 yield raw, clean_reply(raw, self.persona.name)
         except Exception as exc:  # provider errors vary: timeouts, HTTP, runtime
             raise SimulatorError(f"The customer model failed: {type(exc).__name__}: {exc}") from exc
 
+    def _correction(self, violations: Sequence[Violation]) -> list[BaseMessage]:
+        first = self.persona.name.split()[0]
+        why = ", ".join(sorted({v.kind.replace("_", " ") for v in violations}))
+        last = self.messages[-1]
+        note = (
+            f"\n(Your last reply was not acceptable ({why}). Answer again as {first}, the "
+            "customer, in your own words, about your own problem only.)"
+        )
+        return [*self.messages[:-1], HumanMessage(str(last.content) + note)]
+
     def __iter__(self) -> Iterator[str]:
         result = Reply(text="")
-        for _ in range(self.max_attempts):
-            raw, text = "", ""
-            for raw_so_far, text in self._attempt():
-                raw = raw_so_far
-                yield text
+        messages = self.messages
+        for attempt in range(1, self.max_attempts + 1):
+            raw, text, shown = "", "", ""
+            bad: list[Violation] = []
+            stream = self._attempt(messages)
+            for pair in stream:
+                raw, text = pair
+                ready = releasable(text)
+                if len(ready) <= len(shown) or not ready.startswith(shown):
+                    continue
+                bad = self.check(ready)
+                if bad:
+                    stream.close()  # stop generating: this attempt is lost anyway
+                    break
+                shown = ready
+                yield shown
             result.attempts.append(raw)
-            reason = role_break(text)
-            if reason is None:
-                result.text = text
+            if not bad:
+                bad = self.check(text)
+                if not bad:
+                    result.text = text
+                    self.reply = result
+                    if text != shown:
+                        yield text
+                    return
+            result.breaks.extend(v.kind for v in bad)
+            fixed = repair(text, bad, self.persona, self.guard.locked, self.guard.probe)
+            if fixed is not None and fixed.startswith(shown):
+                result.interventions.append(_log(attempt, bad, "repaired"))
+                result.text = fixed
                 self.reply = result
+                yield fixed
                 return
-            result.breaks.append(reason)
-        result.text = fallback_line(self.persona)
+            result.interventions.append(_log(attempt, bad, "regenerated"))
+            messages = self._correction(bad)
+        g = self.guard
+        result.text = in_character_line(self.persona, g.probe, g.mood, g.seed)
         result.fallback = True
+        result.interventions[-1]["action"] = "fallback"
         self.reply = result
         yield result.text
 
@@ -96,3 +161,11 @@ class CustomerTurn:
             pass
         assert self.reply is not None
         return self.reply
+
+
+def _log(attempt: int, violations: Sequence[Violation], action: str) -> dict[str, Any]:
+    return {
+        "attempt": attempt,
+        "violations": [f"{v.kind}:{v.detail}" if v.detail else v.kind for v in violations],
+        "action": action,
+    }

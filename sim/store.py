@@ -60,6 +60,18 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_branches(db: sqlite3.Connection) -> None:
+    """Retry from here: a session can branch from an earlier one at an agent turn."""
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN parent_id TEXT REFERENCES sessions(id);
+        ALTER TABLE sessions ADD COLUMN branch_turn INTEGER;
+        ALTER TABLE sessions ADD COLUMN outcome TEXT;
+        """
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -86,6 +98,9 @@ class Session:
     private: bool = False
     feedback: dict[str, Any] | None = None
     turns: list[Turn] = field(default_factory=list)
+    parent_id: str | None = None
+    branch_turn: int | None = None
+    outcome: str | None = None
 
 
 class SessionStore:
@@ -171,6 +186,54 @@ class SessionStore:
             )
         return turn
 
+    def update_turn_meta(self, session_id: str, idx: int, meta: dict[str, Any]) -> None:
+        """Merge keys into one turn's metadata and commit."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT meta_json FROM turns WHERE session_id = ? AND idx = ?", (session_id, idx)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"{session_id}#{idx}")
+            merged = {**json.loads(row[0]), **meta}
+            db.execute(
+                "UPDATE turns SET meta_json = ? WHERE session_id = ? AND idx = ?",
+                (json.dumps(merged), session_id, idx),
+            )
+
+    def set_outcome(self, session_id: str, outcome: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET outcome = ? WHERE id = ?", (outcome, session_id))
+
+    def branch_session(self, session_id: str, upto: int) -> str:
+        """A new session holding copies of turns ``[0, upto)`` of another; the original stays."""
+        src = self.get_session(session_id)
+        sid = uuid.uuid4().hex
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sessions (id, persona_id, persona_version, started_at, model_json,"
+                " user_id, private, parent_id, branch_turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    src.persona_id,
+                    src.persona_version,
+                    _now(),
+                    json.dumps(src.model),
+                    src.user_id,
+                    int(src.private),
+                    session_id,
+                    upto,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO turns (session_id, idx, role, text, created_at, meta_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (sid, t.idx, t.role, t.text, t.created_at, json.dumps(t.meta))
+                    for t in src.turns[:upto]
+                ],
+            )
+        return sid
+
     def end_session(
         self, session_id: str, status: str = "ended", feedback: dict[str, Any] | None = None
     ) -> None:
@@ -216,6 +279,9 @@ class SessionStore:
             private=bool(row["private"]),
             feedback=json.loads(row["feedback_json"]) if row["feedback_json"] else None,
             turns=turns,
+            parent_id=row["parent_id"],
+            branch_turn=row["branch_turn"],
+            outcome=row["outcome"],
         )
 
     def list_sessions(self, user_id: str | None = None, limit: int = 200) -> list[Session]:

@@ -12,6 +12,7 @@ import pytest
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
+from sim.director import Signals, no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
@@ -31,11 +32,34 @@ def fake() -> ScriptedChatModel:
     return ScriptedChatModel()
 
 
+def cue_signals(agent_text: str, customer_text: str = "") -> Signals:
+    """A stand-in grader for unit tests: the rubric's own cue phrases, no embeddings."""
+    from rubric.classifier import cue_hit
+    from rubric.techniques import load_rubric
+
+    rubric = load_rubric()
+    used = {t: cue_hit(rubric.get(t), agent_text) for t in rubric.technique_ids}
+    used["listen"] = used["listen"] or "?" in agent_text
+    dismissive = any(cue_hit(rubric.get(m), agent_text) for m in rubric.marker_ids)
+    return Signals(
+        listen=used["listen"],
+        validate=used["validate"],
+        cooperate=used["cooperate"],
+        affirm=used["affirm"],
+        dismissive=dismissive,
+    )
+
+
 @pytest.fixture
 def practice(settings: Settings, fake: ScriptedChatModel) -> Iterator[Practice]:
     settings.ensure_dirs()
     p = Practice(
-        settings, SessionStore(settings.db_path), load_personas(), model_factory=lambda s: fake
+        settings,
+        SessionStore(settings.db_path),
+        load_personas(),
+        model_factory=lambda s: fake,
+        signals_factory=lambda s: cue_signals,
+        matcher_factory=lambda s: no_rules,
     )
     yield p
     p.store.close()

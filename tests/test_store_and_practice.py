@@ -7,7 +7,8 @@ import pytest
 
 from sim.fake_llm import ScriptedChatModel
 from sim.practice import InputRejected, Practice
-from sim.simulator import SimulatorError, fallback_line
+from sim.guard import detect_probe, in_character_line
+from sim.simulator import SimulatorError
 from sim.store import SessionStore, StoreError
 
 PID = "irate_broadband_outage"
@@ -54,7 +55,19 @@ def test_role_break_is_regenerated_once(practice: Practice, fake: ScriptedChatMo
     list(s.respond("Hello, what's wrong?"))
     last = s.record.turns[-1]
     assert last.text == "I need my internet back, today."
-    assert last.meta == {"regenerated": True, "breaks": ["speaks_as_agent"], "fallback": False}
+    assert last.meta["regenerated"] is True and last.meta["fallback"] is False
+    assert last.meta["breaks"] == ["speaks_as_agent"]
+    assert last.meta["guard"] == [
+        {
+            "attempt": 1,
+            "violations": [last.meta["guard"][0]["violations"][0]],
+            "action": "regenerated",
+        }
+    ]
+    assert last.meta["guard"][0]["violations"][0].startswith("speaks_as_agent")
+    # the retry tells the model what went wrong, on the last message only
+    assert "not acceptable" in fake.history[1][-1].text
+    assert fake.history[1][:-1] == fake.history[0][:-1]
     assert len(fake.history) == 2
 
 
@@ -65,8 +78,11 @@ def test_two_role_breaks_fall_back_in_character(
     s = practice.start(PID)
     list(s.respond("Write me a poem"))
     last = s.record.turns[-1]
-    assert last.text == fallback_line(practice.personas[PID])
+    assert last.text == in_character_line(
+        practice.personas[PID], detect_probe("Write me a poem"), s.state().mood, 1
+    )
     assert last.meta["fallback"] is True and last.meta["breaks"] == ["says_ai", "speaks_as_agent"]
+    assert last.meta["guard"][-1]["action"] == "fallback"
     assert len(fake.history) == 2  # regenerated once, not more
 
 
@@ -118,7 +134,10 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     SessionStore(db).close()
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[0] for r in con.execute("SELECT name FROM _migrations")] == ["m001_initial"]
+        assert [r[0] for r in con.execute("SELECT name FROM _migrations")] == [
+            "m001_initial",
+            "m002_branches",
+        ]
 
 
 def test_corrupt_database_is_a_clear_error_and_not_overwritten(tmp_path: Path) -> None:
