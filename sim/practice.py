@@ -26,12 +26,17 @@ SignalsFn = Callable[[str, str], Signals]
 
 def grader_signals(settings: Settings) -> SignalsFn:
     """The default: the session grader's per-turn verdicts (``rubric/grader.py``)."""
-    from rubric.grader import Grader, TurnGrade
+    from rubric.grader import Grader
 
-    grader = Grader.from_settings(settings)
+    return signals_from_grader(Grader.from_settings(settings))
+
+
+def signals_from_grader(grader: Any) -> SignalsFn:
+    """Per-turn director signals from a ``rubric.grader.Grader`` ."""
+    from rubric.grader import TurnGrade
 
     def signals(agent_text: str, customer_text: str) -> Signals:
-        verdicts, markers = grader.classify_turn(agent_text, customer_text, cite=False)
+        verdicts, markers = grader.classify_turn(agent_text, customer_text)
         return Signals.from_grade(TurnGrade(index=0, techniques=verdicts, markers=markers))
 
     return signals
