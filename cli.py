@@ -275,7 +275,7 @@ def eval_cmd(
     from rubric.classifier import ExemplarIndex, load_calibration_for
     from rubric.grader import Grader
     from rubric.techniques import load_rubric
-    from sim.practice import Practice
+    from sim.practice import Practice, signals_from_grader
     from sim.settings import Settings
 
     settings = Settings()
@@ -297,18 +297,35 @@ def eval_cmd(
         typer.echo("error: --judge must be classifier or openai", err=True)
         raise typer.Exit(2)
     tmp = Path(tempfile.mkdtemp(prefix="rapport-eval-"))
-    # Short replies keep the known-groups sessions fast; the grader only reads the agent's turns.
+    # Known-groups sessions run the director and the actor for real; short, seeded replies
+    # keep them fast and repeatable. The director grades each turn with this same grader.
     practice = Practice.from_settings(
-        settings.model_copy(update={"data_dir": tmp, "max_tokens": min(settings.max_tokens, 60)})
+        settings.model_copy(
+            update={
+                "data_dir": tmp,
+                "max_tokens": min(settings.max_tokens, 60),
+                "seed": settings.seed if settings.seed is not None else 7,
+            }
+        ),
+        signals_factory=lambda s: signals_from_grader(grader),
     )
 
-    def play(persona_id: str, lines: list[str]) -> list[dict[str, str]]:
+    def play(persona_id: str, lines: list[str]) -> dict[str, object]:
         session = practice.start(persona_id)
         p = practice.personas[persona_id]
+        start = session.state().mood
         for line in lines:
+            if session.state().outcome != "open":
+                break
             for _ in session.respond(suites.fill(line, p)):
                 pass
-        return [{"role": t.role, "text": t.text} for t in session.record.turns]
+        final = session.state()
+        return {
+            "turns": [{"role": t.role, "text": t.text} for t in session.record.turns],
+            "mood_start": start,
+            "final_mood": final.mood,
+            "outcome": final.outcome,
+        }
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
     persona_ids = list(persona or practice.personas)

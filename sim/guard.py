@@ -206,7 +206,7 @@ _PROBE_RULES: list[tuple[ProbeKind, str, re.Pattern[str]]] = [
         re.compile(
             r"\bare\s+you\s+(?:an?\s+|really\s+|actually\s+|even\s+)?(?:ai|a\.i\.|bot|robot|chatbot|chat\s?gpt|gpt|llm|"
             r"language model|machine|computer|program|real|human|a real person|person|automated)\b"
-            r"(?!\s+(?:literate|savvy|confident|user|friendly)\b)"
+            r"(?!\s+(?:literate|savvy|confident|user|friendly|resources)\b)"
             r"|\b(?:am i|are we)\s+(?:talking|speaking|chatting)\s+(?:to|with)\s+(?:an?\s+)?(?:ai|bot|robot|chatbot|"
             r"human|real person|person|machine|computer|program)\b"
             r"|\bis\s+this\s+(?:an?\s+)?(?:ai|bot|chatbot|simulation|role-?play|test|real person|human)\s*(?:[?.!]|$)"
@@ -324,7 +324,8 @@ _OPS = r"\+|-|\*|x|×|/|÷|plus|minus|times|multiplied\s+by|divided\s+by|over"
 _ARITH_PREFIX = re.compile(
     rf"\b(?:what(?:'s|s| is)|calculate|compute|work\s+out|figure\s+out|solve|how\s+much\s+is|quick\s+maths?:?)"
     rf"\s*(?:is\s+)?(?P<a>{_NUM})\s*(?P<op>{_OPS})\s*(?P<b>{_NUM})"
-    r"(?=\s*(?:[?.!=,;]|$|equals?\b|for\s+me\b|please\b|then\b|and\b|quickly\b|in\s+your\s+head\b))",
+    r"(?=\s*(?:[?.!=,;]|$|equals?\b|for\s+me\b|please\b|then\b|and\b|quickly\b|in\s+your\s+head\b))"
+    r"(?!\s*(?:=|equals?)\s*-?\d)",
     _I,
 )
 _ARITH_EQ = re.compile(
@@ -396,7 +397,7 @@ def detect_probe(agent_text: str) -> Probe | None:
 _INSTRUCTIONS_RE = re.compile(
     r"\b(?:my|your|previous|prior|original|initial|new|above|system|hidden|secret)\s+(?:instructions|prompt)\b"
     r"|\bsystem\s+prompt\b|\brubric\b|\brole[- ]?play(?:ing|ed|s)?\b"
-    r"|\bmy\s+(?:role|character|persona|script)\b"
+    r"|\bmy\s+(?:role|character|persona|script)\b(?!\s+(?:at|in)\b)"
     r"|\bi(?:'m| am)\s+(?:just\s+|only\s+)?(?:playing|acting out|portraying|simulating|role-?playing)\s+(?:a|an|the|this|my)\b"
     r"|\bi(?:'m| am)\s+(?:just\s+|only\s+)?simulating\b"
     r"|\b(?:customer\s+)?simulator\b|\bsimulat(?:ion|ed\s+customer)\b"
@@ -429,7 +430,7 @@ _ROLE_SWAP_OK_RE = re.compile(
 )
 _INJECTION_OK_RE = re.compile(
     r"\b(?:ok(?:ay)?|sure|alright|fine|understood),?\s+(?:i(?:'m| am|'ll| will)\s+(?:now\s+)?)?ignor(?:e|ing)\b"
-    r"|(?:^|[.!?]\s+)understood\b"
+    r"|(?:^|[.!?]\s+)understood\s*(?:[.!]|$|,?\s+(?:i(?:'ll| will)|from now|ignoring|here))"
     r"|\bas\s+(?:instructed|requested|you\s+(?:wish|command|requested|asked))\b"
     r"|\b(?:new\s+)?instructions\s+(?:accepted|received|acknowledged|updated|noted)\b"
     r"|(?:^|[.!?]\s+)(?:sure|certainly|of course|absolutely|okay|ok)[!,.]?\s+here(?:'s| is| are)\b"
@@ -527,6 +528,7 @@ _STOPWORDS_TEXT = """
     when whenever where which while whom whose will with within without would your yours yourself
     yourselves year years week weeks today yesterday tomorrow think need needs says work working
     days happen happened turn turned left right second full different completely properly
+    tried tries trying asked
 """
 _STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
@@ -570,7 +572,9 @@ def _number_keys(text: str) -> set[str]:
 
 
 def _significant_number(key: str) -> bool:
-    return len(key) >= 3 or sum(c.isdigit() for c in key) >= 2
+    # Three characters or more ("600", "2400", "ngb-intl-88231645"): bare two-digit numbers
+    # ("30 minutes", "the 10th") are too common in ordinary complaints to count as a leak.
+    return len(key) >= 3
 
 
 def public_text(persona: Persona) -> str:
@@ -725,21 +729,6 @@ def repair(
 # --------------------------------------------------------------------------------------------
 
 
-def _product(persona: Persona) -> str:
-    """The product as a noun phrase to follow "the"."""
-    product = persona.scenario.product.strip()
-    first = product.split()[0] if product.split() else ""
-    company_words = {w.lower() for w in persona.scenario.company.split()}
-    if (
-        first[:1].isupper()
-        and first[1:].islower()
-        and first.isalpha()
-        and first.lower() not in company_words
-    ):
-        product = first.lower() + product[len(first) :]
-    return product
-
-
 _OPENERS: dict[str, dict[str, list[str]]] = {
     "calm": {
         "none": [
@@ -831,13 +820,13 @@ _STEERS: dict[str, list[str]] = {
     ],
     "tense": [
         "Can we please get back to the problem with the {product}?",
-        "I just need the {product} sorted.",
+        "I just need help with the {product}.",
         "What's actually happening with the {product}?",
     ],
     "furious": [
         "Sort out the problem with the {product}.",
-        "I need the {product} fixed, and I need it now.",
-        "Just deal with the {product}, that's all I'm asking.",
+        "I need this fixed now, it's about the {product}.",
+        "All I'm asking is for you to deal with the {product}.",
     ],
 }
 
@@ -858,7 +847,7 @@ def in_character_line(persona: Persona, probe: Probe | None, mood: float, seed: 
     seed = abs(seed)
     opener = openers[seed % len(openers)]
     steer = steers[(seed // len(openers)) % len(steers)]
-    values = {"company": persona.scenario.company, "product": _product(persona)}
+    values = {"company": persona.scenario.company, "product": persona.scenario.product}
     return f"{opener.format(**values)} {steer.format(**values)}"
 
 

@@ -81,6 +81,11 @@ class Resolution(_Strict):
         description="Concrete offers or steps that count as meeting the resolution "
         "(words the agent's proposal would contain).",
     )
+    example_offer: str | None = Field(
+        None,
+        description="What an ideal agent might say to meet the resolution. Used by the probe "
+        "check and evaluation to show the resolution can be reached.",
+    )
 
 
 class MoodRules(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import pytest
@@ -15,9 +16,10 @@ from eval import runner, suites
 from rubric.classifier import ExemplarIndex, load_calibration_for
 from rubric.grader import Grader, Verdict
 from rubric.techniques import load_rubric
+from sim.director import no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
-from sim.practice import Practice
+from sim.practice import Practice, signals_from_grader
 from sim.settings import Settings
 from sim.store import SessionStore
 
@@ -40,16 +42,33 @@ class AlwaysUsed(Grader):
         return v, m
 
 
-def fake_play(tmp_path: Path) -> Callable[[str, list[str]], list[dict[str, str]]]:
+def fake_play(tmp_path: Path, grader: Grader) -> Callable[[str, list[str]], dict[str, Any]]:
+    """Sessions against the real director (driven by ``grader``) with a scripted actor."""
     settings = Settings(data_dir=tmp_path, provider="fake")
     model = ScriptedChatModel(replies=["I just want this fixed, honestly."] * 200)
-    practice = Practice(settings, SessionStore(settings.db_path), load_personas(), lambda s: model)
+    practice = Practice(
+        settings,
+        SessionStore(settings.db_path),
+        load_personas(),
+        lambda s: model,
+        signals_factory=lambda s: signals_from_grader(grader),
+        matcher_factory=lambda s: no_rules,
+    )
 
-    def play(pid: str, lines: list[str]) -> list[dict[str, str]]:
+    def play(pid: str, lines: list[str]) -> dict[str, Any]:
         session = practice.start(pid)
+        start = session.state().mood
         for line in lines:
+            if session.state().outcome != "open":
+                break
             list(session.respond(suites.fill(line, practice.personas[pid])))
-        return [{"role": t.role, "text": t.text} for t in session.record.turns]
+        final = session.state()
+        return {
+            "turns": [{"role": t.role, "text": t.text} for t in session.record.turns],
+            "mood_start": start,
+            "final_mood": final.mood,
+            "outcome": final.outcome,
+        }
 
     return play
 
@@ -59,16 +78,22 @@ PIDS = ["irate_broadband_outage", "grieving_cloud_photos", "confused_energy_bill
 
 def test_known_groups_orders_scripted_agents(grader: Grader, tmp_path: Path) -> None:
     res = suites.suite_known_groups(
-        grader, suites.Options(progress=False), fake_play(tmp_path), PIDS
+        grader, suites.Options(progress=False), fake_play(tmp_path, grader), PIDS
     )
     assert res["misordered"] == [], res["personas"]
     assert res["ordered_share"] == 1.0
+    # the director, driven by the same grader, leaves good agents' customers calmer
+    assert res["mood_misordered"] == [], res["mood"]
+    for pid in PIDS:
+        m = res["mood"][pid]
+        assert m["good"]["final"] < m["good"]["start"] < m["bad"]["final"], (pid, m)
+    assert res["good_resolved_share"] >= 0.5, res["mood"]
 
 
 def test_known_groups_detects_an_always_used_grader(grader: Grader, tmp_path: Path) -> None:
     broken = AlwaysUsed(grader.rubric, grader.index, grader.calibration)
     res = suites.suite_known_groups(
-        broken, suites.Options(progress=False), fake_play(tmp_path), PIDS
+        broken, suites.Options(progress=False), fake_play(tmp_path, grader), PIDS
     )
     assert sorted(res["misordered"]) == sorted(PIDS)
     assert res["ordered_share"] == 0.0
