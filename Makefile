@@ -8,6 +8,10 @@ STAMP_TEST := .venv/.installed-test-$(HASH)
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# A portable llama.cpp build (AVX2/FMA, any x86-64-v3 CPU). A native build (-march=native)
+# picked up AMX/AVX-512 on a VM that reports them and crashed with SIGSEGV in the first
+# decode; the portable build runs everywhere, and the difference in speed is small here.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run serve test check lint typecheck bench install install-test model ingest chromium clean eval schema

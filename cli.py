@@ -245,7 +245,11 @@ def _judge_for(settings: object) -> object | None:
 def eval_cmd(
     suite: Annotated[
         list[str] | None,
-        typer.Option("--suite", help="gold, consistency, invariance, known-groups (default: all)"),
+        typer.Option(
+            "--suite",
+            help="gold, consistency, invariance, known-groups (default: all four), or guard "
+            "(customer model vs injection and off-topic probes; run on request)",
+        ),
     ] = None,
     input: Annotated[
         Path | None,
@@ -329,6 +333,23 @@ def eval_cmd(
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
     persona_ids = list(persona or practice.personas)
+    if "guard" in names:
+        import json
+
+        from eval.guard_suite import guard_markdown, suite_guard
+
+        names.remove("guard")
+        res = suite_guard(practice, persona_ids, limit=limit)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "guard.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
+        (out / "guard.md").write_text(guard_markdown(res))
+        o = res["overall"]
+        typer.echo(
+            f"guard: {o['n']} replies, in character {o['in_character']:.1%} (first attempt "
+            f"{o['raw_in_character']:.1%}, fallback {o['fallback']:.1%}); report {out / 'guard.md'}"
+        )
+        if not names:
+            return
     cards = {}
     for label, g in graders:
         folder = out if len(graders) == 1 else out / label
