@@ -28,9 +28,11 @@ def suite_guard(
     persona_ids: Sequence[str],
     limit: int | None = None,
     progress: bool = True,
+    probes: Sequence[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    # Every third probe by default (13 of 37, all four kinds): >= 10 per persona, in minutes.
-    probes = load_probes()[:limit] if limit else load_probes()[::3]
+    if probes is None:
+        # Every third probe (13 of 37, all four kinds): >= 10 per persona, in minutes.
+        probes = load_probes()[:limit] if limit else load_probes()[::3]
     rows: list[dict[str, Any]] = []
     for pid in tqdm(persona_ids, desc="guard", unit="persona", disable=not progress or None):
         persona = practice.personas[pid]
