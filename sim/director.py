@@ -383,7 +383,7 @@ def directive(
     else:
         trend = "no better than a moment ago"
     parts = [
-        f"Now {first} feels {feeling(persona, step.mood_after)} ({step.mood_after:.0f}/10), {trend}."
+        f"Now {first} feels {feeling(persona, step.mood_after)}, distress {step.mood_after:.0f} of 10, {trend}."
     ]
     if probe_line:
         parts.append(probe_line)

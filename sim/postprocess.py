@@ -10,7 +10,10 @@ _ROLE_TOKENS = re.compile(
 _STAGE = re.compile(r"\*[^*\n]{1,60}\*|\((?:[a-z][^()\n]{0,50})\)|\[[^\[\]\n]{1,50}\]")
 _SPEAKERS = r"customer|user|client"
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
-_REMINDER = re.compile(r"\(Reply only as [^)]*\)", re.I)
+# Echoes of the per-turn notes the prompt carries (reminder, director's note, correction).
+_REMINDER = re.compile(
+    r"\((?:Reply only as|Now [\w' -]{1,40} feels|Your last reply was not acceptable)[^)]*\)", re.I
+)
 
 # Phrases a customer wouldn't say but a support agent or a chatbot would.
 _AGENT_VOICE = [
