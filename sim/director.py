@@ -34,17 +34,19 @@ TECHNIQUES = ("listen", "validate", "cooperate", "affirm")
 
 # Base mood change per signal, before the difficulty multipliers (negative = calmer).
 EFFECTS: dict[str, float] = {
-    "listen": -1.0,
-    "validate": -1.5,
+    "listen": -0.6,
+    "validate": -1.2,
     "cooperate": -1.0,
-    "affirm": -0.75,
-    "softens": -1.0,
+    "affirm": -0.6,
+    "softens": -0.8,
     "dismissive": 2.0,
     "escalates": 1.5,
     "probe": 1.0,
     "idle": 0.5,
 }
-MAX_DROP = 3.0  # one turn can't calm anyone by more than this (before multipliers)
+# Measured on the embedded model: with larger steps a distressed customer was nearly calm
+# after two good turns, which no trainer would believe. People calm down slower than that.
+MAX_DROP = 2.0  # one turn can't calm anyone by more than this (before multipliers)
 MAX_RISE = 3.0
 MAX_FACTS_PER_TURN = 2
 MAX_DISTRESS = 10.0
@@ -266,7 +268,8 @@ class Director:
         for i in self.matcher(agent_text, self.persona.escalates_when):
             add("rule", f"escalates:{i}", EFFECTS["escalates"], self.persona.escalates_when[i])
         scored = any(v is not None for k, v in signals.as_dict().items() if k != "dismissive")
-        if not causes and scored:  # nothing happened for them; unscored turns move nothing
+        # Nothing happened for them: impatience. Unscored turns and questions move nothing.
+        if not causes and scored and not listening_clauses(agent_text):
             add("idle", "no_technique", EFFECTS["idle"])
 
         drop = sum(c.delta for c in causes if c.delta < 0)

@@ -9,6 +9,7 @@ _ROLE_TOKENS = re.compile(
 )
 _STAGE = re.compile(r"\*[^*\n]{1,60}\*|\((?:[a-z][^()\n]{0,50})\)|\[[^\[\]\n]{1,50}\]")
 _SPEAKERS = r"customer|user|client"
+_VOCATIVE = re.compile(r",\s*(?:Mr\.?\s+|Ms\.?\s+)?Agent\b(?=\s*[.!?,])")
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
 # Echoes of the per-turn notes the prompt carries (reminder, director's note, correction).
 _REMINDER = re.compile(
@@ -53,6 +54,7 @@ def clean_reply(raw: str, name: str | None = None) -> str:
     if m:
         text = text[: m.start()]
     text = speaker.sub("", text, count=1)
+    text = _VOCATIVE.sub("", text)  # "Thanks, Agent." -> "Thanks." (the prompt labels them so)
     text = _STAGE.sub("", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()

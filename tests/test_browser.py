@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -90,21 +91,27 @@ def test_practice_session_end_to_end(served_app: tuple[str, Path], browser: obje
     page.get_by_role("option", name="Helen Marsh").click()
     page.locator("#persona-card").get_by_text("Halcyon Cloud").wait_for()
     page.locator("#new-session").click()
-    bot = page.locator("#chat .message-row.bot-row, #chat .bot")
+    # one element per customer message (".bot" matches a second, nested one in each)
+    bot = page.locator("#chat .message-row.bot-row")
+    bots = "document.querySelectorAll('#chat .message-row.bot-row').length"
     bot.first.wait_for()
     opening = bot.first.inner_text()
     assert "father" in opening.lower() or "dad" in opening.lower()
+    mood = page.locator("#mood-meter .rp-mood")
+    baseline = float(mood.get_attribute("data-mood") or "nan")
+    assert 0 < baseline <= 10
     page.locator("#message textarea").fill(
         "I'm so sorry about your father. That must be painful. Could you tell me what happened with the renewal?"
     )
     page.locator("#message textarea").press("Enter")
-    page.wait_for_function(
-        "() => document.querySelectorAll('#chat .message-row.bot-row, #chat .bot').length >= 2"
-    )
+    page.wait_for_function(f"() => {bots} >= 2")
     # wait for streaming to finish: the status line clears
     page.wait_for_function("() => !document.querySelector('#status').innerText.includes('typing')")
     reply = bot.nth(1).inner_text().strip()
     assert reply and reply != "…"
+    # validating and listening calmed her: the meter says so, with what did it
+    assert float(mood.get_attribute("data-mood") or "nan") < baseline
+    assert "↓" in page.locator("#mood-meter .rp-trend").inner_text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "practice.png"))
 
@@ -118,9 +125,33 @@ def test_practice_session_end_to_end(served_app: tuple[str, Path], browser: obje
     card.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "feedback.png"), full_page=True)
 
+    # the emotion trace: gr.Plot renders a matplotlib figure as an <img>
+    page.locator("#emotion-trace img").wait_for()
+    assert "fell" in page.locator("#emotion-trace-text").inner_text()
+    page.locator("#emotion-trace").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(SCREENSHOTS / "trace.png"))
+
+    # retry from the first message: a new session holding only the opening line
+    page.locator("#retry-turn input").click()
+    page.get_by_role("option", name=re.compile(r"^#1: ")).click()
+    page.locator("#retry").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Rewound')")
+    page.wait_for_function(f"() => {bots} === 1")
+    assert float(mood.get_attribute("data-mood") or "nan") == baseline
+    page.locator("#message textarea").fill(
+        "I'm really sorry. What happened when you tried to log in?"
+    )
+    page.locator("#message textarea").press("Enter")
+    page.wait_for_function(f"() => {bots} >= 2")
+    page.wait_for_function("() => !document.querySelector('#status').innerText.includes('typing')")
+
     with sqlite3.connect(data / "rapport.sqlite3") as con:
         rows = con.execute(
-            "SELECT s.status, s.persona_id, s.feedback_json IS NOT NULL, COUNT(t.idx) FROM sessions s"
-            " JOIN turns t ON t.session_id = s.id GROUP BY s.id"
+            "SELECT s.id, s.parent_id, s.status, s.persona_id, s.feedback_json IS NOT NULL,"
+            " COUNT(t.idx) FROM sessions s JOIN turns t ON t.session_id = s.id"
+            " GROUP BY s.id ORDER BY s.started_at"
         ).fetchall()
-    assert rows == [("ended", "grieving_cloud_photos", 1, 3)]
+    assert len(rows) == 2
+    first, retried = rows
+    assert first[1:] == (None, "ended", "grieving_cloud_photos", 1, 3)
+    assert retried[1:] == (first[0], "open", "grieving_cloud_photos", 0, 3)

@@ -189,9 +189,11 @@ def test_simulate_cli_json_is_stable(tmp_path: Path) -> None:
     script = tmp_path / "agent.txt"
     script.write_text(
         "# a good agent\n"
-        "I'm so sorry, that sounds frightening. What happened?\n"
-        "Do you have the confirmation email?\n"
-        "I'll raise a trace today with a reference, and update by 5pm.\n"
+        "That sounds really frightening, and it makes complete sense that you're worried "
+        "about the flat. Can you tell me what happened?\n"
+        "Could you tell me about the confirmation email you got from us?\n"
+        "Here's what I'll do: I'll raise a trace today with a reference, and give you an "
+        "update by 5pm.\n"
         "This line is never played.\n",
         encoding="utf-8",
     )
