@@ -15,6 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+import numpy as np
 import yaml
 from tqdm import tqdm
 
@@ -41,14 +42,42 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def grade_labelled(grader: Grader, row: dict[str, Any]) -> Verdicts:
-    """Grade one labelled agent turn in its context."""
+    """Grade one labelled agent turn in its context.
+
+    Only the labelled (last) turn is graded: the context's agent turns would be graded and
+    thrown away, and they do not change the last turn's verdicts.
+    """
     turns = [*row["context"], {"role": "agent", "text": row["agent"]}]
-    last = grader.grade_turns(turns)[-1]
+    last = grader.grade_turns(turns, only={len(turns) - 1})[-1]
     return {t: v.used for t, v in last.techniques.items()}
 
 
 def _bar(items: Sequence[Any], desc: str, opts: Options) -> Any:
     return tqdm(items, desc=desc, unit="turn", disable=not opts.progress or None, leave=False)
+
+
+def fast_kappa(gold: np.ndarray, pred: np.ndarray) -> float:
+    """``eval.metrics.kappa`` for boolean raters, bit for bit, without sklearn's overhead.
+
+    The bootstrap calls kappa thousands of times; ``cohen_kappa_score`` spends ~1 ms on input
+    checks each time. This repeats its arithmetic for two labels in the same order.
+    """
+    g, p = np.asarray(gold, dtype=int), np.asarray(pred, dtype=int)
+    if len(set(g.tolist()) | set(p.tolist())) < 2:
+        return 1.0 if (g == p).all() else 0.0
+    confusion = np.bincount(2 * g + p, minlength=4).reshape(2, 2).astype(np.float64)
+    sum0 = np.sum(confusion, axis=0)
+    sum1 = np.sum(confusion, axis=1)
+    denominator = np.sum(sum0)
+    if denominator == 0:
+        return float("nan")
+    expected = np.outer(sum0, sum1) / denominator
+    w_mat = np.ones((2, 2), dtype=np.float64)
+    np.fill_diagonal(w_mat, 0)
+    num, den = np.sum(w_mat * confusion), np.sum(w_mat * expected)
+    if den == 0:
+        return float("nan")
+    return float(1 - num / den)
 
 
 def validity(
@@ -73,7 +102,7 @@ def validity(
             "f1": m.f1,
             "f1_ci": bootstrap_ci(f1, gold, pred, n=n_boot, seed=seed),
             "kappa": kappa(gold, pred),  # type: ignore[arg-type]
-            "kappa_ci": bootstrap_ci(kappa, gold, pred, n=n_boot, seed=seed),
+            "kappa_ci": bootstrap_ci(fast_kappa, gold, pred, n=n_boot, seed=seed),
             "support": m.support,
             "n": len(rows),
             "abstain_rate": 1 - len(scored) / len(rows) if rows else 0.0,
@@ -130,6 +159,9 @@ def suite_consistency(
     rows = load_jsonl(path)[: opts.limit or 60]
     runs: list[list[Verdicts]] = []
     for r in range(opts.k):
+        # Every repetition must recompute from scratch, or runs 2..k would only read back run
+        # 1 from the grader's caches (sentence vectors, k-NN answers) and measure nothing.
+        grader.clear_caches()
         runs.append(
             [grade_labelled(grader, row) for row in _bar(rows, f"consistency run {r + 1}", opts)]
         )
@@ -291,16 +323,27 @@ def session_score(grader: Grader, turns: list[dict[str, str]]) -> float:
     return used - dismissive
 
 
+Played = dict[str, Any]
+"""One scripted session: ``turns`` (role/text dicts), and from the director ``mood_start``,
+``final_mood`` and ``outcome`` ("open" / "resolved" / "gave_up")."""
+
+
 def suite_known_groups(
     grader: Grader,
     opts: Options,
-    play: Callable[[str, list[str]], list[dict[str, str]]],
+    play: Callable[[str, list[str]], Played],
     persona_ids: Sequence[str],
     path: Path = DATA / "scripted_agents.yaml",
 ) -> dict[str, Any]:
-    """Scripted good / mixed / bad agents play each persona; scores must order good>mixed>bad."""
+    """Scripted good / mixed / bad agents play each persona against the director and actor.
+
+    Two checks per persona: the grader's session scores order good > mixed > bad, and the
+    director leaves the good agent's customer calmer than the bad agent's. Also reported:
+    how many good sessions reached the resolution.
+    """
     agents = load_scripted_agents(path)
-    out: dict[str, Any] = {"personas": {}, "misordered": []}
+    out: dict[str, Any] = {"personas": {}, "misordered": [], "mood": {}, "mood_misordered": []}
+    resolved = 0
     for pid in tqdm(
         persona_ids,
         desc="known groups",
@@ -308,19 +351,42 @@ def suite_known_groups(
         disable=not opts.progress or None,
         leave=False,
     ):
-        scores = {}
+        scores, moods = {}, {}
         for group in ("good", "mixed", "bad"):
-            scores[group] = session_score(grader, play(pid, agents[group]))
+            played = play(pid, agents[group])
+            scores[group] = session_score(grader, played["turns"])
+            moods[group] = {
+                "start": played.get("mood_start"),
+                "final": played.get("final_mood"),
+                "outcome": played.get("outcome"),
+            }
         out["personas"][pid] = scores
+        out["mood"][pid] = moods
         if not scores["good"] > scores["mixed"] > scores["bad"]:
             out["misordered"].append(pid)
+        good_final, bad_final = moods["good"]["final"], moods["bad"]["final"]
+        if good_final is not None and bad_final is not None and not good_final < bad_final:
+            out["mood_misordered"].append(pid)
+        resolved += moods["good"]["outcome"] == "resolved"
     n = len(out["personas"])
     out["ordered_share"] = (n - len(out["misordered"])) / n if n else 0.0
+    out["mood_ordered_share"] = (n - len(out["mood_misordered"])) / n if n else 0.0
+    out["good_resolved_share"] = resolved / n if n else 0.0
     return out
+
+
+def example_offer(persona: Any) -> str:
+    """The persona's ideal resolution sentence, or one made from its ``satisfied_by`` steps."""
+    res = persona.resolution
+    if res.example_offer:
+        return str(res.example_offer)
+    steps = list(res.satisfied_by[:2])
+    return f"Here is what I'll do: I'll arrange the {' and the '.join(steps)} for you today."
 
 
 def fill(template: str, persona: Any) -> str:
     return Template(template).safe_substitute(
+        offer=example_offer(persona),
         name=persona.name.split()[0],
         company=persona.scenario.company,
         product=persona.scenario.product,
