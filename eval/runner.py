@@ -25,7 +25,7 @@ def run(
     out: Path,
     suite_names: Sequence[str] = ALL_SUITES,
     opts: Options | None = None,
-    play: Callable[[str, list[str]], list[dict[str, str]]] | None = None,
+    play: Callable[[str, list[str]], suites.Played] | None = None,
     persona_ids: Sequence[str] = (),
     input_path: Path | None = None,
     label: str = "classifier",

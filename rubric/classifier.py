@@ -19,13 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from rubric.embeddings import get_encoder
@@ -44,6 +47,7 @@ FEATURES = (
     "knn_vote",
 )
 KNN_K = 5
+KNN_CACHE_SIZE = 4096  # k-NN answers kept (one per technique and distinct turn)
 _SPLIT = re.compile(
     r"(?<=[.!?])\s+|;\s+|,\s+(?=(?:but|although|though|however|and then)\b)|\s+[-–—]\s+|\n+"
 )
@@ -149,15 +153,55 @@ class ExemplarIndex:
             self.models[t.id] = LogisticRegression(
                 C=8.0, class_weight="balanced", max_iter=5000
             ).fit(X, y)
+        self._knn_cache: OrderedDict[tuple[Any, ...], list[list[dict[str, Any]]]] = OrderedDict()
+        self._lock = threading.Lock()
+        # predict_proba's input validation costs more than the arithmetic on a few rows, and
+        # the grader calls it ~10 times per turn; prob() does the same arithmetic directly.
+        self._linear = {
+            tid: (m.coef_.T, m.intercept_, m.classes_.tolist() == [0, 1])
+            for tid, m in self.models.items()
+        }
 
     def prob(self, technique_id: str, vecs: np.ndarray) -> np.ndarray:
-        probs: np.ndarray = self.models[technique_id].predict_proba(vecs)[:, 1]
-        return probs
+        """P(label 1) for each row, exactly ``models[id].predict_proba(vecs)[:, 1]``."""
+        coef_t, intercept, binary = self._linear[technique_id]
+        if not binary or vecs.ndim != 2 or vecs.dtype not in (np.float32, np.float64):
+            probs: np.ndarray = self.models[technique_id].predict_proba(vecs)[:, 1]
+            return probs
+        # sklearn's _predict_proba_lr for a binary model: expit(X @ coef.T + intercept)
+        scores = (vecs @ coef_t + intercept).reshape(-1)
+        out: np.ndarray = expit(scores, out=scores)
+        return out
 
     def nearest(
         self, technique_id: str, vecs: np.ndarray, k: int = KNN_K
     ) -> list[list[dict[str, Any]]]:
-        """The k nearest exemplars of one technique for each vector (retrieved from Chroma)."""
+        """The k nearest exemplars of one technique for each vector (retrieved from Chroma).
+
+        Answers are cached by the exact query (technique, k and the vectors' bytes): the
+        collection does not change after ``__init__``, so the same query gets the same answer.
+        A turn graded again (an eval variant that leaves the agent's words alone) then costs
+        no Chroma round trip.
+        """
+        key = (technique_id, k, vecs.shape, vecs.dtype.str, vecs.tobytes())
+        with self._lock:
+            hit = self._knn_cache.get(key)
+            if hit is not None:
+                self._knn_cache.move_to_end(key)
+        if hit is None:
+            hit = self._query(technique_id, vecs, k)
+            with self._lock:
+                self._knn_cache[key] = hit
+                while len(self._knn_cache) > KNN_CACHE_SIZE:
+                    self._knn_cache.popitem(last=False)
+        return [[dict(n) for n in row] for row in hit]
+
+    def cache_clear(self) -> None:
+        """Forget cached k-NN answers."""
+        with self._lock:
+            self._knn_cache.clear()
+
+    def _query(self, technique_id: str, vecs: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
         res = self.collection.query(
             query_embeddings=vecs.tolist(),
             n_results=k,
@@ -197,11 +241,13 @@ def analyse_turn(index: ExemplarIndex, agent_text: str, customer_text: str) -> T
     """Compute the feature vector for every technique of one turn."""
     rubric = index.rubric
     segs = segments(agent_text)
-    enc = get_encoder()
-    # Encode this turn on its own so its vectors never depend on other turns in a batch.
-    vecs = enc.encode([*segs, agent_text])
-    seg_vecs, turn_vec = vecs[:-1], vecs[-1:]
-    cust_vecs = enc.encode(segments(customer_text)) if customer_text.strip() else None
+    cust_segs = segments(customer_text) if customer_text.strip() else []
+    # One encoder call for the turn, its sentences and the customer's; a text's vector does
+    # not depend on what it is batched with, and repeated texts come from the encoder's cache.
+    vecs = get_encoder().encode([*segs, agent_text, *cust_segs])
+    n = len(segs)
+    seg_vecs, turn_vec = vecs[:n], vecs[n : n + 1]
+    cust_vecs = vecs[n + 1 :] if cust_segs else None
     overlap = float((seg_vecs @ cust_vecs.T).max()) if cust_vecs is not None else 0.0
     dis_ids = rubric.marker_ids
     dis_probs = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,20 @@ def _package_dir(module: str) -> Path:
 
 
 class MiniLM:
-    """A thread-safe ONNX MiniLM encoder. Use :func:`get_encoder` to share one instance."""
+    """A thread-safe ONNX MiniLM encoder. Use :func:`get_encoder` to share one instance.
 
-    def __init__(self, batch_size: int = 64, threads: int = 2) -> None:
+    A text's vector does not depend on the other texts encoded with it or on the padding
+    (``tests/test_grading_classifier.py`` checks this bit for bit), which makes two
+    speed-ups exact:
+
+    - a bounded LRU cache keyed by the exact text, so a sentence graded again (the same
+      customer turn under each eval variant, a transcript re-graded after every message) is
+      not re-encoded; ``cache_size=0`` turns it off and :meth:`cache_clear` empties it;
+    - the texts still to encode are grouped by token length before they go to the model,
+      so a short sentence is not padded to the length of the whole turn.
+    """
+
+    def __init__(self, batch_size: int = 64, threads: int = 2, cache_size: int = 8192) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -59,27 +71,104 @@ class MiniLM:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Idle pool threads must sleep, not spin: the grader runs one small batch at a time
+        # beside other CPU work (the local LLM, other processes), and spinning threads took
+        # half the CPU of each call on a busy 2-core machine. Vectors are the same either way.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
         self._lock = threading.Lock()
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts as L2-normalised float32 rows (shape ``len(texts) x 384``)."""
+    def encode(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
+        """Embed texts as L2-normalised float32 rows (shape ``len(texts) x 384``).
+
+        Rows come from the cache where the exact text was encoded before (unless
+        ``use_cache`` is false); the rest are encoded in one pass, each distinct text once.
+        The returned array is always a fresh copy.
+        """
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            out.append(self._encode_batch(list(texts[start : start + self.batch_size])))
-        return np.vstack(out)
+        texts = list(texts)
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        cached = use_cache and self.cache_size > 0
+        todo: dict[str, list[int]] = {}
+        with self._lock:
+            for i, t in enumerate(texts):
+                vec = self._cache.get(t) if cached else None
+                if vec is None:
+                    todo.setdefault(t, []).append(i)
+                else:
+                    self._cache.move_to_end(t)
+                    out[i] = vec
+            if cached:
+                self.hits += len(texts) - sum(len(v) for v in todo.values())
+                self.misses += len(todo)
+        if not todo:
+            return out
+        fresh = list(todo)
+        vecs = self._encode_uncached(fresh)
+        with self._lock:
+            for t, vec in zip(fresh, vecs, strict=True):
+                out[todo[t]] = vec
+                if cached:
+                    keep = vec.copy()  # not a view: don't pin the whole batch in memory
+                    keep.flags.writeable = False
+                    self._cache[t] = keep
+                    self._cache.move_to_end(t)
+            while len(self._cache) > max(self.cache_size, 0):
+                self._cache.popitem(last=False)
+        return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+    def cache_clear(self) -> None:
+        """Forget every cached vector (and the hit/miss counts)."""
+        with self._lock:
+            self._cache.clear()
+            self.hits = self.misses = 0
+
+    def cache_info(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "size": len(self._cache),
+                "max_size": self.cache_size,
+            }
+
+    def _encode_uncached(self, texts: list[str]) -> np.ndarray:
+        """Encode distinct texts, running the model on batches of similar token length."""
         with self._lock:
             enc = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        lengths = mask.sum(axis=1)
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        start = 0
+        while start < len(order):
+            # ascending lengths: extend the batch while padding to its longest stays cheap
+            first = int(lengths[order[start]])
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and lengths[order[end]] <= first * 1.25 + 4
+            ):
+                end += 1
+            rows = order[start:end]
+            width = int(lengths[rows].max())
+            out[rows] = self._run(ids[rows, :width], mask[rows, :width])
+            start = end
+        return out
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds: dict[str, np.ndarray] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)

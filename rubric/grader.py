@@ -7,7 +7,7 @@ combined verdict records which path decided and flags disagreements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from rubric.classifier import (
     load_calibration_for,
     score,
 )
+from rubric.embeddings import get_encoder
 from rubric.guidance import GuidanceStore
 from rubric.techniques import Rubric, load_rubric
 from sim.settings import Settings
@@ -144,6 +145,15 @@ class Grader:
     def technique_ids(self) -> list[str]:
         return self.rubric.technique_ids
 
+    def clear_caches(self) -> None:
+        """Forget cached sentence vectors and k-NN answers, so the next grade recomputes all.
+
+        Grades are the same with or without the caches; this is for measuring that (the
+        consistency eval) and for timing a cold grade.
+        """
+        get_encoder().cache_clear()
+        self.index.cache_clear()
+
     def _cite(self, technique_id: str, vec: np.ndarray, k: int = 2) -> list[str]:
         if self.guidance is None:
             return []
@@ -199,11 +209,21 @@ class Grader:
             )
         return verdicts, markers
 
-    def grade_turns(self, turns: Sequence[Turn | dict[str, str]]) -> list[TurnGrade]:
+    def grade_turns(
+        self,
+        turns: Sequence[Turn | dict[str, str]],
+        only: Collection[int] | None = None,
+    ) -> list[TurnGrade]:
+        """Grade every agent turn, or only the agent turns whose indices are in ``only``.
+
+        A turn's verdicts depend on its own text and the customer turn before it (and, with a
+        judge, on the whole transcript, which the judge still sees), so grading a subset
+        gives those turns exactly the verdicts a full grade would.
+        """
         norm = [t if isinstance(t, Turn) else Turn(t["role"], t["text"]) for t in turns]
         out: list[TurnGrade] = []
         for i, t in enumerate(norm):
-            if t.role != "agent":
+            if t.role != "agent" or (only is not None and i not in only):
                 continue
             customer = next((p.text for p in reversed(norm[:i]) if p.role == "customer"), "")
             verdicts, markers = self.classify_turn(t.text, customer)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -174,6 +175,122 @@ def test_turn_grade_does_not_depend_on_the_rest_of_the_transcript(grader: Grader
     assert [g.index for g in longer] == [0, 2, 4, 6]
     assert inside.techniques == alone.techniques
     assert inside.markers == alone.markers
+
+
+def test_grading_only_some_turns_gives_those_turns_the_same_verdicts(grader: Grader) -> None:
+    turns = [
+        CUSTOMER,
+        {"role": "agent", "text": GOOD},
+        {"role": "customer", "text": "Fine, but it's the third time this year."},
+        {"role": "agent", "text": DISMISSIVE},
+    ]
+    full = grader.grade_turns(turns)
+    assert grader.grade_turns(turns, only={3}) == full[1:]
+    assert grader.grade_turns(turns, only={1}) == full[:1]
+    assert grader.grade_turns(turns, only={0, 2}) == []  # customer turns are never graded
+
+
+# --- speed-ups that must not change a grade ---------------------------------------------
+
+
+def _gold_texts(n: int = 12) -> list[str]:
+    rows = [json.loads(x) for x in GOLD.read_text(encoding="utf-8").splitlines() if x.strip()]
+    texts: list[str] = []
+    for row in rows[:n]:
+        texts += [*segments(row["agent"]), row["agent"], *(t["text"] for t in row["context"])]
+    return texts
+
+
+def test_a_texts_vector_does_not_depend_on_its_batch() -> None:
+    """The encoder's cache and length-grouped batches rely on this, bit for bit."""
+    from rubric.embeddings import get_encoder
+
+    enc = get_encoder()
+    texts = _gold_texts()
+    alone = np.vstack([enc.encode([t], use_cache=False) for t in texts])
+    together = enc.encode(texts, use_cache=False)
+    reversed_ = enc.encode(texts[::-1], use_cache=False)[::-1]
+    assert alone.dtype == together.dtype == np.float32
+    assert np.array_equal(alone, together)
+    assert np.array_equal(alone, reversed_)
+
+
+def test_encoder_cache_returns_the_same_vectors_and_stays_bounded() -> None:
+    from rubric.embeddings import get_encoder
+
+    enc = get_encoder()
+    texts = [*_gold_texts(4), "A sentence seen twice.", "A sentence seen twice."]
+    cold = enc.encode(texts, use_cache=False)
+    saved = enc.cache_size
+    try:
+        enc.cache_clear()
+        first = enc.encode(texts)
+        info = enc.cache_info()
+        assert info["misses"] == len(set(texts)) and info["hits"] == 0
+        again = enc.encode(texts)
+        assert enc.cache_info()["hits"] == len(texts)
+        assert np.array_equal(cold, first) and np.array_equal(cold, again)
+        again[0, 0] = 42.0  # callers get a copy; the cache is not touched
+        assert np.array_equal(enc.encode(texts[:1]), cold[:1])
+        enc.cache_size = 3
+        enc.encode(["One more new sentence to encode."])
+        assert enc.cache_info()["size"] == 3
+        enc.cache_clear()
+        assert enc.cache_info() == {"hits": 0, "misses": 0, "size": 0, "max_size": 3}
+    finally:
+        enc.cache_size = saved
+        enc.cache_clear()
+
+
+def test_exemplar_prob_matches_sklearn_predict_proba(grader: Grader) -> None:
+    from rubric.embeddings import get_encoder
+
+    vecs = get_encoder().encode(_gold_texts(6))
+    index = grader.index
+    for tid in [*index.rubric.technique_ids, *index.rubric.marker_ids]:
+        want = index.models[tid].predict_proba(vecs)[:, 1]
+        assert np.array_equal(index.prob(tid, vecs), want)
+        one = index.models[tid].predict_proba(vecs[2:3])[:, 1]
+        assert np.array_equal(index.prob(tid, vecs[2:3]), one)
+
+
+def test_cached_grades_equal_cold_grades(grader: Grader) -> None:
+    """The encoder's vector cache and the index's k-NN cache change no grade."""
+    from rubric.embeddings import get_encoder
+
+    turns = [
+        CUSTOMER,
+        {"role": "agent", "text": GOOD},
+        {"role": "customer", "text": "Fine, but it's the third time this year."},
+        {"role": "agent", "text": DISMISSIVE},
+    ]
+    grader.clear_caches()
+    cold = [g.model_dump() for g in grader.grade_turns(turns)]
+    assert get_encoder().cache_info()["size"] > 0
+    vecs = get_encoder().encode(segments(GOOD))
+    knn = grader.index.nearest("listen", vecs)
+    assert grader.index.nearest("listen", vecs.copy()) == knn
+    knn[0][0]["label"] = 99  # callers get a copy; the cache is not touched
+    assert grader.index.nearest("listen", vecs)[0][0]["label"] in (0, 1)
+    warm = [g.model_dump() for g in grader.grade_turns(turns)]
+    grader.clear_caches()
+    assert get_encoder().cache_info()["size"] == 0
+    again = [g.model_dump() for g in grader.grade_turns(turns)]
+    assert cold == warm == again
+
+
+def test_fast_bootstrap_kappa_matches_the_metric() -> None:
+    from eval.metrics import bootstrap_ci, kappa
+    from eval.suites import fast_kappa
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 40, 200):
+        for _ in range(60):
+            g = rng.random(n) < rng.random()
+            p = rng.random(n) < rng.random()
+            assert fast_kappa(g, p) == kappa(g, p)
+    g, p = rng.random(150) < 0.4, rng.random(150) < 0.5
+    assert bootstrap_ci(fast_kappa, g, p, n=300) == bootstrap_ci(kappa, g, p, n=300)
 
 
 def test_customer_context_is_the_preceding_customer_turn(grader: Grader) -> None:
