@@ -138,6 +138,13 @@ def report_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| known groups ordered on 100% of personas | {_fmt(kg['ordered_share'])} {_mark(kg['ordered_share'] >= 1.0)} |"
         )
+        if "mood_ordered_share" in kg:
+            lines.append(
+                f"| director: good agent's customer calmer than bad agent's, every persona | {_fmt(kg['mood_ordered_share'])} {_mark(kg['mood_ordered_share'] >= 1.0)} |"
+            )
+            lines.append(
+                f"| director: at least half the good sessions resolved | {_fmt(kg['good_resolved_share'])} {_mark(kg['good_resolved_share'] >= 0.5)} |"
+            )
     if "gold" in s:
         lines += ["", "## Gold set", ""]
         for split in ("dev", "test"):
@@ -200,13 +207,29 @@ def report_markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Known groups",
             "",
-            "| persona | good | mixed | bad | ordered |",
-            "|---|---|---|---|---|",
+            "Scripted agents (`eval/data/scripted_agents.yaml`) play every persona against the "
+            "director and the customer model. Session score: share of technique opportunities "
+            "used minus the share of dismissive turns. Distress: the director's mood, start → end, "
+            "and how the session ended.",
+            "",
+            "| persona | good | mixed | bad | ordered | distress good | distress mixed | distress bad |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        moods = kg.get("mood", {})
+
+        def mood_cell(m: dict[str, Any] | None) -> str:
+            if not m or m.get("final") is None:
+                return "–"
+            return f"{m['start']:.1f} → {m['final']:.1f} ({m['outcome'].replace('_', ' ')})"
+
         for pid, sc in kg["personas"].items():
+            m = moods.get(pid, {})
             lines.append(
-                f"| {pid} | {_fmt(sc['good'])} | {_fmt(sc['mixed'])} | {_fmt(sc['bad'])} | {'yes' if pid not in kg['misordered'] else '**no**'} |"
+                f"| {pid} | {_fmt(sc['good'])} | {_fmt(sc['mixed'])} | {_fmt(sc['bad'])} | {'yes' if pid not in kg['misordered'] else '**no**'} "
+                f"| {mood_cell(m.get('good'))} | {mood_cell(m.get('mixed'))} | {mood_cell(m.get('bad'))} |"
             )
+        if kg.get("mood_misordered"):
+            lines += ["", f"Director ordering failed for: {', '.join(kg['mood_misordered'])}."]
         lines += ["", "![Session score distributions](scores.png)", ""]
     if "input" in s:
         lines += [
