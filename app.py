@@ -43,10 +43,15 @@ def persona_card(p: Persona) -> str:
     )
 
 
+def as_text(text: str) -> str:
+    """Messages are shown as typed: HTML in them is text, never markup (the chat renders HTML)."""
+    return html.escape(text, quote=False)
+
+
 def to_chat(practice: Practice, session_id: str) -> ChatHistory:
     rec = practice.store.get_session(session_id)
     return [
-        {"role": "assistant" if t.role == "customer" else "user", "content": t.text}
+        {"role": "assistant" if t.role == "customer" else "user", "content": as_text(t.text)}
         for t in rec.turns
     ]
 
@@ -140,14 +145,14 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
             yield chat, message, f"⚠️ {exc}", skip
             return
         chat = to_chat(practice, session_id)
-        if not (chat and chat[-1]["role"] == "user" and chat[-1]["content"] == text):
-            chat.append({"role": "user", "content": text})
+        if not (chat and chat[-1]["role"] == "user" and chat[-1]["content"] == as_text(text)):
+            chat.append({"role": "user", "content": as_text(text)})
         chat.append({"role": "assistant", "content": "…"})
         yield chat, "", "The customer is typing…", skip
         meter: Any = None  # shown once the director has decided this turn
         try:
             for partial in session.respond(text):
-                chat[-1]["content"] = partial or "…"
+                chat[-1]["content"] = as_text(partial) or "…"
                 if meter is None:
                     steps = session.steps()
                     meter = (

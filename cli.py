@@ -461,6 +461,45 @@ def serve(
     webapp.main(Settings(**overrides))  # type: ignore[arg-type]
 
 
+@app.command("backup")
+def backup_cmd(
+    dest: Annotated[Path, typer.Argument(help="Backup file to write, or a folder to put it in")],
+) -> None:
+    """Back up the session database. Safe while the app is running."""
+    from sim.backup import BackupError, backup, check_database
+    from sim.settings import Settings
+
+    db = Settings().db_path
+    try:
+        out = backup(db, dest)
+        n = check_database(out)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backed up {n} session(s): {db} -> {out}")
+
+
+@app.command("restore")
+def restore_cmd(
+    src: Annotated[Path, typer.Argument(help="A backup written by 'rapport backup'")],
+) -> None:
+    """Replace the session database with a backup (stop the app first). The backup is
+    checked before anything changes; the current database is kept beside it."""
+    from sim.backup import BackupError, check_database, restore
+    from sim.settings import Settings
+
+    db = Settings().db_path
+    try:
+        kept = restore(src, db)
+        n = check_database(db)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"restored {n} session(s) from {src} into {db}")
+    if kept is not None:
+        typer.echo(f"the previous database is kept at {kept}")
+
+
 def main() -> None:
     app()
 

@@ -95,12 +95,46 @@ class CustomerTurn:
 
     def _attempt(self, messages: list[BaseMessage]) -> Generator[tuple[str, str], None, None]:
         raw = ""
+        chunks, openai_stream, finished = 0, False, False
         try:
             for chunk in self.model.stream(messages):
+                chunks += 1
+                meta = chunk.response_metadata or {}
+                openai_stream = openai_stream or meta.get("model_provider") == "openai"
+                finished = finished or bool(meta.get("finish_reason"))
                 raw += chunk.text
                 yield raw, clean_reply(raw, self.persona.name)
         except Exception as exc:  # provider errors vary: timeouts, HTTP, runtime
-            raise SimulatorError(f"The customer model failed: {type(exc).__name__}: {exc}") from exc
+            # Plain words for the trainee. Matched by class name so that no provider's
+            # package (openai, httpx) has to be imported here.
+            names = {c.__name__ for c in type(exc).__mro__}
+            code = getattr(exc, "status_code", None)
+            timeout = getattr(self.model, "request_timeout", None)
+            url = getattr(self.model, "openai_api_base", None) or "its address"
+            if names & {"APITimeoutError", "TimeoutException"}:
+                within = f"within {timeout:g} s" if isinstance(timeout, int | float) else "in time"
+                why = f"The customer model did not answer {within}."
+            elif names & {"JSONDecodeError", "APIResponseValidationError"}:
+                why = "The customer model sent a reply that could not be read."
+            elif "RateLimitError" in names:
+                why = "The customer model is busy (HTTP 429, rate limited)."
+            elif isinstance(code, int) and code >= 500:
+                why = f"The customer model's server failed (HTTP {code})."
+            elif isinstance(code, int):
+                why = f"The customer model refused the request (HTTP {code}): {str(exc)[:200]}"
+            elif names & {"APIConnectionError", "TransportError"}:
+                why = (
+                    "The connection to the customer model dropped mid-reply."
+                    if chunks
+                    else f"Can't reach the customer model at {url}."
+                )
+            else:
+                why = f"The customer model failed: {type(exc).__name__}: {exc}"
+            raise SimulatorError(why) from exc
+        if openai_stream and not finished:
+            # An OpenAI-compatible stream always ends with a finish_reason; without one the
+            # connection closed early and the text is a fragment, not a reply.
+            raise SimulatorError("The customer model's reply was cut off mid-stream.")
 
     def _correction(self, violations: Sequence[Violation]) -> list[BaseMessage]:
         first = self.persona.name.split()[0]

@@ -22,7 +22,7 @@ def main(data_dir: str) -> None:
     for msg in ["Hello, how can I help?", "Could you tell me the bill amount?"]:
         list(session.respond(msg))
     model.chunk_delay = 0.5
-    model.enqueue(["This " * 200])
+    model.enqueue(["This is slow. " * 200])  # sentences, so the guard releases them as they come
     for _ in session.respond("And when did it arrive?"):
         print("streaming", flush=True)
 
