@@ -257,6 +257,7 @@ def grading_breakdown(grader: Grader, turns: Sequence[dict[str, str]]) -> dict[s
     for obj, attr, label in targets:
         setattr(obj, attr, wrap(label, getattr(obj, attr)))
     try:
+        grader.clear_caches()
         t0 = time.perf_counter()
         grader.grade_transcript("bench-breakdown", turns)
         total = time.perf_counter() - t0
@@ -271,8 +272,18 @@ def grading_breakdown(grader: Grader, turns: Sequence[dict[str, str]]) -> dict[s
 def bench_grading(grader: Grader, runs: int) -> dict[str, Any]:
     turns = grading_turns()
     agent_turns = sum(1 for t in turns if t["role"] == "agent")
-    grade_times = timed_runs(lambda: grader.grade_transcript("bench", turns), runs)
-    embed_times = timed_runs(lambda: embed_only(turns), runs)
+    from rubric.embeddings import get_encoder
+
+    def cold_grade() -> object:
+        grader.clear_caches()  # time real work, not the text/k-NN caches
+        return grader.grade_transcript("bench", turns)
+
+    def cold_embed() -> None:
+        get_encoder().cache_clear()
+        embed_only(turns)
+
+    grade_times = timed_runs(cold_grade, runs)
+    embed_times = timed_runs(cold_embed, runs)
     g, e = median(grade_times), median(embed_times)
     graded = grader.grade_transcript("bench", turns)
     return {
