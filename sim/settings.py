@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +59,28 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
+
+    auth: bool = Field(
+        False,
+        description="Require sign-in (accounts from 'rapport users add'). RAPPORT_AUTH=on/off.",
+    )
+    allow_public: bool = Field(
+        False,
+        description="Confirm serving a non-loopback host without sign-in (see sim/users.py).",
+    )
+
+    @field_validator("auth", "allow_public", mode="before")
+    @classmethod
+    def _on_off(cls, v: object) -> object:
+        """Accept on/off (and true/false, yes/no, 1/0) in any case, with spaces around."""
+        if isinstance(v, str):
+            word = v.strip().lower()
+            if word in ("on", "true", "yes", "1"):
+                return True
+            if word in ("off", "false", "no", "0", ""):
+                return False
+            raise ValueError(f"expected on or off, got {v!r}")
+        return v
 
     max_message_chars: int = Field(2000, ge=1, description="Longest trainee message accepted.")
     max_turns: int = Field(60, ge=2, description="Most agent turns in one session.")

@@ -72,6 +72,34 @@ def m002_branches(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_users(db: sqlite3.Connection) -> None:
+    """Accounts and roles (``sim/users.py``), trainer assignments, and per-session mode/hints."""
+    db.executescript(
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('trainee', 'trainer')),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            persona_id TEXT NOT NULL,
+            assigned_by TEXT,
+            assigned_to TEXT,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'assessment'
+        );
+        ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'practice'
+            CHECK (mode IN ('practice', 'assessment'));
+        ALTER TABLE sessions ADD COLUMN assignment_id INTEGER;
+        ALTER TABLE sessions ADD COLUMN hints_json TEXT NOT NULL DEFAULT '[]';
+        CREATE INDEX sessions_user ON sessions(user_id, started_at);
+        """
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -305,3 +333,96 @@ class SessionStore:
         with self._lock:
             row = self._db.execute(q + " ORDER BY started_at DESC LIMIT 1", args).fetchone()
         return self.get_session(row[0]) if row else None
+
+    # --- users, assignments, modes and hints (m003; the logic lives in sim/users.py) -----
+    def insert_user(self, name: str, role: str, password_hash: str) -> str:
+        """Add a user row; raise ``sqlite3.IntegrityError`` if the name is taken."""
+        created = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (name, role, password_hash, created),
+            )
+        return created
+
+    def user_row(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return dict(row) if row else None
+
+    def user_rows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute("SELECT * FROM users ORDER BY name")]
+
+    def update_password_hash(self, name: str, password_hash: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
+            )
+        return cur.rowcount == 1
+
+    def insert_assignment(
+        self, persona_id: str, assigned_by: str | None, assigned_to: str | None, kind: str
+    ) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO assignments (persona_id, assigned_by, assigned_to, created_at, kind)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (persona_id, assigned_by, assigned_to, _now(), kind),
+            )
+        return int(cur.lastrowid or 0)
+
+    def assignment_rows(self) -> list[dict[str, Any]]:
+        """Every assignment, oldest first."""
+        with self._lock:
+            return [dict(r) for r in self._db.execute("SELECT * FROM assignments ORDER BY id")]
+
+    def set_mode(self, session_id: str, mode: str, assignment_id: int | None = None) -> None:
+        """Mark a session ``'practice'`` or ``'assessment'`` (optionally for an assignment)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sessions SET mode = ?, assignment_id = ? WHERE id = ?",
+                (mode, assignment_id, session_id),
+            )
+
+    def set_private(self, session_id: str, private: bool) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET private = ? WHERE id = ?", (int(private), session_id))
+
+    def session_extras(self, session_id: str) -> dict[str, Any]:
+        """The m003 columns of one session: ``mode``, ``assignment_id`` and ``hints``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT mode, assignment_id, hints_json FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+        if row is None:
+            raise KeyError(session_id)
+        return {
+            "mode": row["mode"],
+            "assignment_id": row["assignment_id"],
+            "hints": json.loads(row["hints_json"] or "[]"),
+        }
+
+    def session_index(self, user_id: str | None = None, all_users: bool = False) -> list[str]:
+        """Session ids, oldest first: every session (``all_users``) or one user's; a
+        ``user_id`` of None with ``all_users`` False means sessions with no user."""
+        q = "SELECT id FROM sessions"
+        args: tuple[Any, ...] = ()
+        if not all_users:
+            q += " WHERE user_id IS ?"
+            args = (user_id,)
+        with self._lock:
+            return [r[0] for r in self._db.execute(q + " ORDER BY started_at, rowid", args)]
+
+    def record_hint(self, session_id: str, hint: dict[str, Any]) -> None:
+        """Append one hint (a JSON-able dict) to the session's hint log and commit."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT hints_json FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(session_id)
+            hints = [*json.loads(row[0] or "[]"), {**hint, "at": _now()}]
+            db.execute(
+                "UPDATE sessions SET hints_json = ? WHERE id = ?", (json.dumps(hints), session_id)
+            )
