@@ -363,22 +363,8 @@ def eval_cmd(
         signals_factory=lambda s: signals_from_grader(grader),
     )
 
-    def play(persona_id: str, lines: list[str]) -> dict[str, object]:
-        session = practice.start(persona_id)
-        p = practice.personas[persona_id]
-        start = session.state().mood
-        for line in lines:
-            if session.state().outcome != "open":
-                break
-            for _ in session.respond(suites.fill(line, p)):
-                pass
-        final = session.state()
-        return {
-            "turns": [{"role": t.role, "text": t.text} for t in session.record.turns],
-            "mood_start": start,
-            "final_mood": final.mood,
-            "outcome": final.outcome,
-        }
+    def play(persona_id: str, lines: list[str]) -> suites.Played:
+        return suites.play_session(practice, persona_id, lines)
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
     persona_ids = list(persona or practice.personas)

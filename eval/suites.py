@@ -375,6 +375,26 @@ def suite_known_groups(
     return out
 
 
+def play_session(practice: Any, persona_id: str, lines: Sequence[str]) -> Played:
+    """Play scripted agent lines (templates, see :func:`fill`) through a ``sim.practice``
+    Practice until the customer resolves or gives up."""
+    session = practice.start(persona_id)
+    persona = practice.personas[persona_id]
+    start = session.state().mood
+    for line in lines:
+        if session.state().outcome != "open":
+            break
+        for _ in session.respond(fill(line, persona)):
+            pass
+    final = session.state()
+    return {
+        "turns": [{"role": t.role, "text": t.text} for t in session.record.turns],
+        "mood_start": start,
+        "final_mood": final.mood,
+        "outcome": final.outcome,
+    }
+
+
 def example_offer(persona: Any) -> str:
     """The persona's ideal resolution sentence, or one made from its ``satisfied_by`` steps."""
     res = persona.resolution

@@ -56,19 +56,7 @@ def fake_play(tmp_path: Path, grader: Grader) -> Callable[[str, list[str]], dict
     )
 
     def play(pid: str, lines: list[str]) -> dict[str, Any]:
-        session = practice.start(pid)
-        start = session.state().mood
-        for line in lines:
-            if session.state().outcome != "open":
-                break
-            list(session.respond(suites.fill(line, practice.personas[pid])))
-        final = session.state()
-        return {
-            "turns": [{"role": t.role, "text": t.text} for t in session.record.turns],
-            "mood_start": start,
-            "final_mood": final.mood,
-            "outcome": final.outcome,
-        }
+        return suites.play_session(practice, pid, lines)
 
     return play
 
