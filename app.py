@@ -286,15 +286,17 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
 
         after = [feedback, plot, trace_text, retry_turn, retry]
         picker.change(on_pick, picker, card)
-        start.click(on_start, picker, [chatbot, session_id, status, box, meter, *after])
+        start.click(
+            on_start, picker, [chatbot, session_id, status, box, meter, *after], api_name="start"
+        )
         send_args: dict[str, Any] = {
             "fn": on_send,
             "inputs": [box, chatbot, session_id],
             "outputs": [chatbot, box, status, meter],
         }
         box.submit(**send_args)
-        send.click(**send_args)
-        end.click(on_end, session_id, [status, box, *after])
+        send.click(**send_args, api_name="send")
+        end.click(on_end, session_id, [status, box, *after], api_name="end")
         retry.click(
             on_retry, [session_id, retry_turn], [chatbot, session_id, status, box, meter, *after]
         )
@@ -315,9 +317,14 @@ def main(settings: Settings | None = None) -> None:
     practice = Practice.from_settings(
         settings, signals_factory=lambda s: signals_from_grader(grader)
     )
+    from sim.local_llm import LocalModelError
+
     try:
-        _ = practice.model  # fail at start, not half-working on the first message
-    except ProviderError as exc:
+        model = practice.model  # fail at start, not half-working on the first message
+        load = getattr(model, "load", None)
+        if load is not None:
+            load()
+    except (ProviderError, LocalModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     if grader.guidance is not None and grader.guidance.count() == 0:

@@ -83,6 +83,7 @@ def load_llama(
             ) from exc
         if not model_path.exists():
             raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
+        check_memory(model_path)
         try:
             llm = Llama(
                 model_path=str(model_path),
@@ -100,6 +101,33 @@ def load_llama(
             llm.set_cache(_state_cache(cache_bytes))
         _instances[key] = (llm, threading.Lock())
         return _instances[key]
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(model_path: Path, overhead: int = 600 << 20) -> None:
+    """Refuse to load a model that can't fit: a clear error instead of swapping or an OOM kill.
+
+    Needed: the file (weights are mapped into memory) plus the context, caches and runtime.
+    """
+    need = model_path.stat().st_size + overhead
+    have = available_memory()
+    if have is not None and have < need:
+        raise LocalModelError(
+            f"Not enough free memory to load {model_path.name}: it needs about "
+            f"{need / 2**30:.1f} GiB and {have / 2**30:.1f} GiB is available. Close other "
+            "programs, or point Rapport at a model server (RAPPORT_PROVIDER=openai)."
+        )
 
 
 def to_openai_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
@@ -153,6 +181,11 @@ class LlamaCppChat(BaseChatModel):
         if "response_format" in kwargs:
             params["response_format"] = kwargs["response_format"]
         return params
+
+    def load(self) -> None:
+        """Load the model now (it is otherwise loaded on first use), so a missing, corrupt or
+        too-large model fails at start with a clear :class:`LocalModelError`."""
+        self._llama()
 
     def warm(self, messages: list[BaseMessage]) -> None:
         """Process a prompt prefix (system prompt + opening line) ahead of the first reply,
