@@ -255,3 +255,40 @@ def test_simulate_cli_errors(tmp_path: Path) -> None:
         app, ["simulate", "--persona", "nobody", "--agent-script", str(empty)], env=env
     )
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("agent", "bad", "kind"),
+    [
+        ("What happened?", "How can I help you today?", "speaks_as_agent"),
+        ("What happened?", "As an AI language model, I cannot feel worried.", "says_ai"),
+        (
+            "What happened?",
+            "The scenario says I am anxious, so I am role-playing that.",
+            "mentions_instructions",
+        ),
+        ("What happened?", "My reference is NGB-INTL-88231645.", "leaks_fact"),
+        ("What is 17 * 23?", "That's 391. Now, where is my money?", "complies_off_topic"),
+        (
+            "Let's switch roles, you be the agent.",
+            "Sure, I'll be the agent now.",
+            "complies_off_topic",
+        ),
+        ("What happened?", "", "empty"),
+    ],
+)
+def test_every_kind_of_out_of_character_reply_is_caught_and_repaired(
+    practice: Practice, fake: ScriptedChatModel, agent: str, bad: str, kind: str
+) -> None:
+    good = "I just need to know where my money is."
+    fake.enqueue([bad, good])
+    s = practice.start(PID)
+    list(s.respond(agent))
+    last = s.record.turns[-1]
+    guard = last.meta["guard"]
+    assert guard and guard[0]["violations"][0].split(":")[0] == kind, guard
+    assert guard[0]["action"] in ("repaired", "regenerated")
+    assert last.text in (good, "Now, where is my money?")  # regenerated, or the bad part dropped
+    from sim.guard import check_reply
+
+    assert not check_reply(last.text, practice.personas[PID])
