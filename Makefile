@@ -14,7 +14,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run serve test check lint typecheck bench install install-test model ingest chromium clean eval schema
+.PHONY: run serve test check lint typecheck bench install install-test model ingest chromium postgres clean eval schema
 
 run: install model ingest  ## install everything, then start the app on the embedded model
 	$(PY) -m cli serve
@@ -53,7 +53,12 @@ chromium:  ## Debian's chromium for the browser tests (never `playwright install
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: install-test model chromium  ## install what tests need, then run the suite
+postgres:  ## Debian's PostgreSQL server binaries for the PostgreSQL store tests (started by the tests)
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: install-test model chromium postgres  ## install what tests need, then run the suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-test

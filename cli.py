@@ -513,7 +513,7 @@ def backup_cmd(
     from sim.backup import BackupError, backup, check_database
     from sim.settings import Settings
 
-    db = Settings().db_path
+    db = Settings().database_url or Settings().db_path
     try:
         out = backup(db, dest)
         n = check_database(out)
@@ -532,7 +532,7 @@ def restore_cmd(
     from sim.backup import BackupError, check_database, restore
     from sim.settings import Settings
 
-    db = Settings().db_path
+    db = Settings().database_url or Settings().db_path
     try:
         kept = restore(src, db)
         n = check_database(db)
@@ -550,12 +550,12 @@ app.add_typer(users_app, name="users")
 
 def _user_store() -> object:
     from sim.settings import Settings
-    from sim.store import SessionStore
+    from sim.store import open_store
     from sim.users import UserStore
 
     settings = Settings()
     settings.ensure_dirs()
-    return UserStore(SessionStore(settings.db_path))
+    return UserStore(open_store(settings))
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -5,6 +5,8 @@ a consistent snapshot page by page even while another connection writes (WAL inc
 A backup is written to a temporary file next to ``dest`` and renamed into place, so ``dest``
 is never a half-written file. A restore checks the source first and keeps the current
 database aside as ``<name>.before-restore-<timestamp>``.
+
+SQLite only: with ``RAPPORT_DATABASE_URL`` naming PostgreSQL both refuse; use ``pg_dump``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,30 @@ from pathlib import Path
 
 class BackupError(RuntimeError):
     """A backup or restore could not be done; the message says which file and why."""
+
+
+def _sqlite_file(db: Path | str) -> Path:
+    """The SQLite file behind ``db`` (a path, or the session database URL); a database that
+    is not a SQLite file (PostgreSQL) is refused with :class:`BackupError`."""
+    if isinstance(db, Path) or "://" not in db:
+        return Path(db)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from sim.store import display_url
+
+    try:
+        url = make_url(db)
+    except ArgumentError as exc:
+        raise BackupError(f"not a database URL: {exc}") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(str(url.database))
+    shown = display_url(url)
+    raise BackupError(
+        f"the session database is {shown}, not a SQLite file: 'rapport backup' and "
+        "'rapport restore' copy SQLite files only; use pg_dump for PostgreSQL "
+        "(and pg_restore or psql to restore)"
+    )
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
@@ -45,9 +71,10 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def check_database(path: Path) -> int:
+def check_database(path: Path | str) -> int:
     """Raise :class:`BackupError` unless ``path`` is an intact Rapport session database;
     return how many sessions it holds."""
+    path = _sqlite_file(path)
     if not path.is_file():
         raise BackupError(f"{path}: no such file")
     try:
@@ -69,9 +96,10 @@ def check_database(path: Path) -> int:
         db.close()
 
 
-def backup(db_path: Path, dest: Path) -> Path:
+def backup(db_path: Path | str, dest: Path) -> Path:
     """Copy the session database at ``db_path`` to ``dest`` (a file, or a folder to put a
     timestamped file in). Safe while the app writes. Returns the written file."""
+    db_path = _sqlite_file(db_path)
     if not db_path.is_file():
         raise BackupError(f"{db_path}: no session database to back up")
     if dest.is_dir():
@@ -102,7 +130,7 @@ def backup(db_path: Path, dest: Path) -> Path:
     return dest
 
 
-def restore(src: Path, db_path: Path) -> Path | None:
+def restore(src: Path, db_path: Path | str) -> Path | None:
     """Replace the session database at ``db_path`` with the backup ``src``.
 
     ``src`` is checked first (it opens, passes ``PRAGMA integrity_check`` and has the
@@ -110,6 +138,7 @@ def restore(src: Path, db_path: Path) -> Path | None:
     The current database is kept as ``<name>.before-restore-<timestamp>`` (returned; None
     when there was none). Stop the app before restoring: a running app keeps its own view.
     """
+    db_path = _sqlite_file(db_path)
     check_database(src)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     kept: Path | None = None

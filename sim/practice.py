@@ -18,7 +18,7 @@ from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
 from sim.settings import Settings
 from sim.simulator import CustomerTurn, GuardContext, Reply
-from sim.store import Session, SessionStore
+from sim.store import Session, SessionStore, open_store
 
 SignalsFn = Callable[[str, str], Signals]
 """Grades one agent turn (agent text, the customer's previous words) for the director."""
@@ -82,10 +82,12 @@ class Practice:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, persona_dir: Path = PERSONA_DIR, **kw: Any
+        cls, settings: Settings, persona_dir: Path | None = None, **kw: Any
     ) -> Practice:
+        """``persona_dir`` defaults to ``settings.persona_dir``, else the shipped library."""
         settings.ensure_dirs()
-        return cls(settings, SessionStore(settings.db_path), load_personas(persona_dir), **kw)
+        folder = persona_dir or settings.persona_dir or PERSONA_DIR
+        return cls(settings, open_store(settings), load_personas(folder), **kw)
 
     @property
     def model(self) -> BaseChatModel:

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        None,
+        description="Session database URL, e.g. postgresql+psycopg://user@127.0.0.1:5432/rapport "
+        "for many trainees. Default: the SQLite file db_path in the data dir.",
+    )
+    persona_dir: Path | None = Field(
+        None,
+        description="The persona library folder (the Persona Studio writes here). "
+        "Default: the shipped personas/ folder.",
+    )
     model_path: Path | None = Field(
         None, description="A GGUF file to use instead of the assembled default model."
     )

@@ -1,6 +1,9 @@
-"""Where sessions are stored: SQLite (WAL) under the data dir, with plain-list migrations.
+"""Where sessions are stored: SQLite (WAL) under the data dir by default, or PostgreSQL when
+``RAPPORT_DATABASE_URL`` is set, through SQLAlchemy Core, with plain-list migrations.
 
 Every turn is committed before the next reply starts, so a crash loses nothing already said.
+The SQL is written once for both databases (``:named`` parameters, no ``rowid`` outside
+SQLite-only branches); a migration that must differ branches on the dialect's name.
 """
 
 from __future__ import annotations
@@ -9,20 +12,37 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import text as sql
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from sim.settings import Settings
 
 Role = Literal["customer", "agent"]
-Migration = Callable[[sqlite3.Connection], None]
+Migration = Callable[[Any], None]
+"""A migration takes a SQLAlchemy ``Connection`` (or, for old tests and tools, a raw
+``sqlite3.Connection``) and runs its DDL; it must not commit."""
 MIGRATIONS: list[tuple[str, Migration]] = []
+
+_PG_MIGRATION_LOCK = 0x52415050  # "RAPP": serialises migrations of processes starting together
 
 
 class StoreError(RuntimeError):
     """The session database can't be used; the message says which file and why."""
+
+
+class DuplicateError(ValueError):
+    """A row with that key already exists (a user name that is taken)."""
 
 
 def migration(fn: Migration) -> Migration:
@@ -30,73 +50,103 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
+def _dialect(db: Connection | sqlite3.Connection) -> str:
+    return "sqlite" if isinstance(db, sqlite3.Connection) else db.dialect.name
+
+
+def _run(db: Connection | sqlite3.Connection, statements: Sequence[str]) -> None:
+    for stmt in statements:
+        if isinstance(db, sqlite3.Connection):
+            db.execute(stmt)
+        else:
+            db.exec_driver_sql(stmt)
+
+
 @migration
-def m001_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
-        """
-        CREATE TABLE sessions (
-            id TEXT PRIMARY KEY,
-            persona_id TEXT NOT NULL,
-            persona_version TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            status TEXT NOT NULL DEFAULT 'open',
-            model_json TEXT NOT NULL DEFAULT '{}',
-            user_id TEXT,
-            private INTEGER NOT NULL DEFAULT 0,
-            feedback_json TEXT
-        );
-        CREATE TABLE turns (
-            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('customer', 'agent')),
-            text TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            meta_json TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (session_id, idx)
-        );
-        CREATE INDEX sessions_started ON sessions(started_at);
-        """
+def m001_initial(db: Connection | sqlite3.Connection) -> None:
+    _run(
+        db,
+        [
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                persona_id TEXT NOT NULL,
+                persona_version TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                ended_at TEXT,
+                status TEXT NOT NULL DEFAULT 'open',
+                model_json TEXT NOT NULL DEFAULT '{}',
+                user_id TEXT,
+                private INTEGER NOT NULL DEFAULT 0,
+                feedback_json TEXT
+            )
+            """,
+            """
+            CREATE TABLE turns (
+                session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('customer', 'agent')),
+                text TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                meta_json TEXT NOT NULL DEFAULT '{}',
+                PRIMARY KEY (session_id, idx)
+            )
+            """,
+            "CREATE INDEX sessions_started ON sessions(started_at)",
+        ],
     )
 
 
 @migration
-def m002_branches(db: sqlite3.Connection) -> None:
+def m002_branches(db: Connection | sqlite3.Connection) -> None:
     """Retry from here: a session can branch from an earlier one at an agent turn."""
-    db.executescript(
-        """
-        ALTER TABLE sessions ADD COLUMN parent_id TEXT REFERENCES sessions(id);
-        ALTER TABLE sessions ADD COLUMN branch_turn INTEGER;
-        ALTER TABLE sessions ADD COLUMN outcome TEXT;
-        """
+    _run(
+        db,
+        [
+            "ALTER TABLE sessions ADD COLUMN parent_id TEXT REFERENCES sessions(id)",
+            "ALTER TABLE sessions ADD COLUMN branch_turn INTEGER",
+            "ALTER TABLE sessions ADD COLUMN outcome TEXT",
+        ],
     )
 
 
 @migration
-def m003_users(db: sqlite3.Connection) -> None:
+def m003_users(db: Connection | sqlite3.Connection) -> None:
     """Accounts and roles (``sim/users.py``), trainer assignments, and per-session mode/hints."""
-    db.executescript(
-        """
-        CREATE TABLE users (
-            name TEXT PRIMARY KEY,
-            role TEXT NOT NULL CHECK (role IN ('trainee', 'trainer')),
-            password_hash TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE TABLE assignments (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            persona_id TEXT NOT NULL,
-            assigned_by TEXT,
-            assigned_to TEXT,
-            created_at TEXT NOT NULL,
-            kind TEXT NOT NULL DEFAULT 'assessment'
-        );
-        ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'practice'
-            CHECK (mode IN ('practice', 'assessment'));
-        ALTER TABLE sessions ADD COLUMN assignment_id INTEGER;
-        ALTER TABLE sessions ADD COLUMN hints_json TEXT NOT NULL DEFAULT '[]';
-        CREATE INDEX sessions_user ON sessions(user_id, started_at);
-        """
+    serial = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+        if _dialect(db) == "sqlite"
+        else "INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    )
+    _run(
+        db,
+        [
+            """
+            CREATE TABLE users (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL CHECK (role IN ('trainee', 'trainer')),
+                password_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            f"""
+            CREATE TABLE assignments (
+                id {serial},
+                persona_id TEXT NOT NULL,
+                assigned_by TEXT,
+                assigned_to TEXT,
+                created_at TEXT NOT NULL,
+                kind TEXT NOT NULL DEFAULT 'assessment'
+            )
+            """,
+            """
+            ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'practice'
+                CHECK (mode IN ('practice', 'assessment'))
+            """,
+            "ALTER TABLE sessions ADD COLUMN assignment_id INTEGER",
+            "ALTER TABLE sessions ADD COLUMN hints_json TEXT NOT NULL DEFAULT '[]'",
+            "CREATE INDEX sessions_user ON sessions(user_id, started_at)",
+        ],
     )
 
 
@@ -131,46 +181,161 @@ class Session:
     outcome: str | None = None
 
 
-class SessionStore:
-    """A small repository over the sessions database. Safe to share between threads."""
+def _reason(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and help link."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip()
 
-    def __init__(self, path: Path, busy_timeout: float = 10.0) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+def display_url(url: URL | str) -> str:
+    """A database URL as shown in messages and logs: never with its password."""
+    url = make_url(url)
+    return URL.create(
+        url.drivername,
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    ).render_as_string(hide_password=False)
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    msg = str(orig)
+    return "UNIQUE constraint failed" in msg or "PRIMARY KEY" in msg
+
+
+def _sqlite_pragmas(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
+            cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cur.close()
+
+    return on_connect
+
+
+class SessionStore:
+    """A small repository over the sessions database. Safe to share between threads.
+
+    ``path_or_url``: a SQLite file (a ``Path``, a plain path string or a ``sqlite:///`` URL)
+    or a PostgreSQL URL (``postgresql+psycopg://user:pw@host:5432/db``; ``postgresql://`` and
+    ``postgres://`` mean psycopg 3 too). ``busy_timeout`` is how long SQLite waits for another
+    program's lock, and the connect timeout for PostgreSQL.
+    """
+
+    def __init__(self, path_or_url: Path | str, busy_timeout: float = 10.0) -> None:
+        self._lock = threading.RLock()
+        self.path: Path | None = None
+        url = self._parse(path_or_url)
+        self.url = display_url(url)
+        self.dialect = url.get_backend_name()
+        if self.dialect == "sqlite":
+            self._engine = self._sqlite_engine(url, busy_timeout)
+            try:
+                self._migrate()
+            except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
+                self._engine.dispose()
+                raise StoreError(
+                    f"Cannot open the session database {self.path or self.url}: {_reason(exc)}. "
+                    "It may be corrupt or locked by another program; restore it with "
+                    "'rapport restore' or move it aside. Nothing was overwritten."
+                ) from exc
+        elif self.dialect == "postgresql":
+            self._engine = self._postgres_engine(url, busy_timeout)
+            try:
+                self._engine.connect().close()
+            except SQLAlchemyError as exc:
+                self._engine.dispose()
+                raise StoreError(
+                    f"Cannot connect to the session database at {self.url}: {_reason(exc)}"
+                ) from exc
+            try:
+                self._migrate()
+            except SQLAlchemyError as exc:
+                self._engine.dispose()
+                raise StoreError(
+                    f"Cannot prepare the session database at {self.url}: {_reason(exc)}"
+                ) from exc
+        else:
             raise StoreError(
-                f"Cannot open the session database {path}: {exc}. "
-                "It may be corrupt or locked by another program; restore it with "
-                "'rapport restore' or move it aside. Nothing was overwritten."
-            ) from exc
+                f"Unsupported session database {self.url}: use a SQLite file or a "
+                "postgresql+psycopg:// URL."
+            )
+
+    # --- engines ------------------------------------------------------------------------------
+    @staticmethod
+    def _parse(path_or_url: Path | str) -> URL:
+        if isinstance(path_or_url, Path) or "://" not in path_or_url:
+            return URL.create("sqlite", database=str(path_or_url))
+        try:
+            url = make_url(path_or_url)
+        except ArgumentError as exc:
+            raise StoreError(f"Not a database URL: {exc}") from None
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url
+
+    def _sqlite_engine(self, url: URL, busy_timeout: float) -> Engine:
+        memory = url.database in (None, "", ":memory:")
+        if not memory:
+            assert url.database is not None
+            self.path = Path(url.database)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
+            # one in-memory database for the whole store, not one per pooled connection
+            **({"poolclass": StaticPool} if memory else {}),
+        )
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
+        return engine
+
+    @staticmethod
+    def _postgres_engine(url: URL, busy_timeout: float) -> Engine:
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = max(1, round(busy_timeout))
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
     def _migrate(self) -> None:
-        with self._lock, self._db:
-            self._db.execute(
+        with self._lock, self._engine.begin() as db:
+            if db.dialect.name == "postgresql":
+                # processes starting at once take turns; DDL is transactional here
+                db.execute(sql("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            db.exec_driver_sql(
                 "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
             )
-            done = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            done = {r[0] for r in db.exec_driver_sql("SELECT name FROM _migrations")}
             for name, fn in MIGRATIONS:
                 if name not in done:
-                    fn(self._db)
-                    self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, _now()))
+                    fn(db)
+                    db.execute(
+                        sql("INSERT INTO _migrations (name, applied_at) VALUES (:n, :t)"),
+                        {"n": name, "t": _now()},
+                    )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._db:
-            yield self._db
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction, committed (durably) on leaving the block, rolled back on error."""
+        with self._lock, self._engine.begin() as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._lock, self._engine.connect() as db:
+            yield db
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._engine.dispose()
 
     # --- sessions -------------------------------------------------------------------------
     def create_session(
@@ -184,17 +349,21 @@ class SessionStore:
         sid = uuid.uuid4().hex
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sessions (id, persona_id, persona_version, started_at, model_json,"
-                " user_id, private) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sid,
-                    persona_id,
-                    persona_version,
-                    _now(),
-                    json.dumps(model),
-                    user_id,
-                    int(private),
+                sql(
+                    "INSERT INTO sessions (id, persona_id, persona_version, started_at,"
+                    " model_json, user_id, private) VALUES"
+                    " (:id, :persona_id, :persona_version, :started_at, :model_json,"
+                    " :user_id, :private)"
                 ),
+                {
+                    "id": sid,
+                    "persona_id": persona_id,
+                    "persona_version": persona_version,
+                    "started_at": _now(),
+                    "model_json": json.dumps(model),
+                    "user_id": user_id,
+                    "private": int(private),
+                },
             )
         return sid
 
@@ -203,34 +372,35 @@ class SessionStore:
     ) -> Turn:
         """Append one turn and commit it (durably) before returning."""
         with self._tx() as db:
-            row = db.execute(
-                "SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE session_id = ?", (session_id,)
-            ).fetchone()
-            turn = Turn(idx=int(row[0]), role=role, text=text, created_at=_now(), meta=meta or {})
-            db.execute(
-                "INSERT INTO turns (session_id, idx, role, text, created_at, meta_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, turn.idx, role, text, turn.created_at, json.dumps(turn.meta)),
-            )
+            nxt = db.execute(
+                sql("SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE session_id = :sid"),
+                {"sid": session_id},
+            ).scalar_one()
+            turn = Turn(idx=int(nxt), role=role, text=text, created_at=_now(), meta=meta or {})
+            db.execute(_INSERT_TURN, [_turn_params(session_id, turn)])
         return turn
 
     def update_turn_meta(self, session_id: str, idx: int, meta: dict[str, Any]) -> None:
         """Merge keys into one turn's metadata and commit."""
+        key = {"sid": session_id, "idx": idx}
         with self._tx() as db:
-            row = db.execute(
-                "SELECT meta_json FROM turns WHERE session_id = ? AND idx = ?", (session_id, idx)
-            ).fetchone()
-            if row is None:
+            old = db.execute(
+                sql("SELECT meta_json FROM turns WHERE session_id = :sid AND idx = :idx"), key
+            ).scalar_one_or_none()
+            if old is None:
                 raise KeyError(f"{session_id}#{idx}")
-            merged = {**json.loads(row[0]), **meta}
+            merged = {**json.loads(old), **meta}
             db.execute(
-                "UPDATE turns SET meta_json = ? WHERE session_id = ? AND idx = ?",
-                (json.dumps(merged), session_id, idx),
+                sql("UPDATE turns SET meta_json = :m WHERE session_id = :sid AND idx = :idx"),
+                {**key, "m": json.dumps(merged)},
             )
 
     def set_outcome(self, session_id: str, outcome: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE sessions SET outcome = ? WHERE id = ?", (outcome, session_id))
+            db.execute(
+                sql("UPDATE sessions SET outcome = :o WHERE id = :id"),
+                {"o": outcome, "id": session_id},
+            )
 
     def branch_session(self, session_id: str, upto: int) -> str:
         """A new session holding copies of turns ``[0, upto)`` of another; the original stays."""
@@ -238,28 +408,27 @@ class SessionStore:
         sid = uuid.uuid4().hex
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sessions (id, persona_id, persona_version, started_at, model_json,"
-                " user_id, private, parent_id, branch_turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sid,
-                    src.persona_id,
-                    src.persona_version,
-                    _now(),
-                    json.dumps(src.model),
-                    src.user_id,
-                    int(src.private),
-                    session_id,
-                    upto,
+                sql(
+                    "INSERT INTO sessions (id, persona_id, persona_version, started_at,"
+                    " model_json, user_id, private, parent_id, branch_turn) VALUES"
+                    " (:id, :persona_id, :persona_version, :started_at, :model_json,"
+                    " :user_id, :private, :parent_id, :branch_turn)"
                 ),
+                {
+                    "id": sid,
+                    "persona_id": src.persona_id,
+                    "persona_version": src.persona_version,
+                    "started_at": _now(),
+                    "model_json": json.dumps(src.model),
+                    "user_id": src.user_id,
+                    "private": int(src.private),
+                    "parent_id": session_id,
+                    "branch_turn": upto,
+                },
             )
-            db.executemany(
-                "INSERT INTO turns (session_id, idx, role, text, created_at, meta_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (sid, t.idx, t.role, t.text, t.created_at, json.dumps(t.meta))
-                    for t in src.turns[:upto]
-                ],
-            )
+            rows = [_turn_params(sid, t) for t in src.turns[:upto]]
+            if rows:  # an empty parameter list would run the INSERT once, unbound
+                db.execute(_INSERT_TURN, rows)
         return sid
 
     def end_session(
@@ -267,33 +436,40 @@ class SessionStore:
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE sessions SET ended_at = COALESCE(ended_at, ?), status = ?,"
-                " feedback_json = COALESCE(?, feedback_json) WHERE id = ?",
-                (
-                    _now(),
-                    status,
-                    json.dumps(feedback) if feedback is not None else None,
-                    session_id,
+                sql(
+                    "UPDATE sessions SET ended_at = COALESCE(ended_at, :now), status = :status,"
+                    " feedback_json = COALESCE(:fb, feedback_json) WHERE id = :id"
                 ),
+                {
+                    "now": _now(),
+                    "status": status,
+                    "fb": json.dumps(feedback) if feedback is not None else None,
+                    "id": session_id,
+                },
             )
 
     def save_feedback(self, session_id: str, feedback: dict[str, Any]) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE sessions SET feedback_json = ? WHERE id = ?",
-                (json.dumps(feedback), session_id),
+                sql("UPDATE sessions SET feedback_json = :fb WHERE id = :id"),
+                {"fb": json.dumps(feedback), "id": session_id},
             )
 
     def get_session(self, session_id: str) -> Session:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        with self._read() as db:
+            row = (
+                db.execute(sql("SELECT * FROM sessions WHERE id = :id"), {"id": session_id})
+                .mappings()
+                .fetchone()
+            )
             if row is None:
                 raise KeyError(session_id)
             turns = [
                 Turn(r["idx"], r["role"], r["text"], r["created_at"], json.loads(r["meta_json"]))
-                for r in self._db.execute(
-                    "SELECT * FROM turns WHERE session_id = ? ORDER BY idx", (session_id,)
-                )
+                for r in db.execute(
+                    sql("SELECT * FROM turns WHERE session_id = :id ORDER BY idx"),
+                    {"id": session_id},
+                ).mappings()
             ]
         return Session(
             id=row["id"],
@@ -315,86 +491,119 @@ class SessionStore:
     def list_sessions(self, user_id: str | None = None, limit: int = 200) -> list[Session]:
         """Newest first, without turns."""
         q = "SELECT id FROM sessions"
-        args: tuple[Any, ...] = ()
+        args: dict[str, Any] = {"limit": limit}
         if user_id is not None:
-            q += " WHERE user_id = ?"
-            args = (user_id,)
-        q += " ORDER BY started_at DESC LIMIT ?"
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(q, (*args, limit))]
+            q += " WHERE user_id = :uid"
+            args["uid"] = user_id
+        q += " ORDER BY started_at DESC LIMIT :limit"
+        with self._read() as db:
+            ids = list(db.execute(sql(q), args).scalars())
         return [self.get_session(i) for i in ids]
 
     def latest_open_session(self, persona_id: str | None = None) -> Session | None:
         q = "SELECT id FROM sessions WHERE status = 'open'"
-        args: tuple[Any, ...] = ()
+        args: dict[str, Any] = {}
         if persona_id:
-            q += " AND persona_id = ?"
-            args = (persona_id,)
-        with self._lock:
-            row = self._db.execute(q + " ORDER BY started_at DESC LIMIT 1", args).fetchone()
-        return self.get_session(row[0]) if row else None
+            q += " AND persona_id = :pid"
+            args["pid"] = persona_id
+        with self._read() as db:
+            sid = db.execute(sql(q + " ORDER BY started_at DESC LIMIT 1"), args).scalar()
+        return self.get_session(sid) if sid is not None else None
 
     # --- users, assignments, modes and hints (m003; the logic lives in sim/users.py) -----
     def insert_user(self, name: str, role: str, password_hash: str) -> str:
-        """Add a user row; raise ``sqlite3.IntegrityError`` if the name is taken."""
+        """Add a user row; raise :class:`DuplicateError` if the name is taken."""
         created = _now()
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, role, password_hash, created),
-            )
+        try:
+            with self._tx() as db:
+                db.execute(
+                    sql(
+                        "INSERT INTO users (name, role, password_hash, created_at)"
+                        " VALUES (:name, :role, :hash, :created)"
+                    ),
+                    {"name": name, "role": role, "hash": password_hash, "created": created},
+                )
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise DuplicateError(f"user {name!r} already exists") from exc
+            raise
         return created
 
     def user_row(self, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        with self._read() as db:
+            row = (
+                db.execute(sql("SELECT * FROM users WHERE name = :name"), {"name": name})
+                .mappings()
+                .fetchone()
+            )
         return dict(row) if row else None
 
     def user_rows(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(r) for r in self._db.execute("SELECT * FROM users ORDER BY name")]
+        with self._read() as db:
+            return [
+                dict(r) for r in db.execute(sql("SELECT * FROM users ORDER BY name")).mappings()
+            ]
 
     def update_password_hash(self, name: str, password_hash: str) -> bool:
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
+            res = db.execute(
+                sql("UPDATE users SET password_hash = :hash WHERE name = :name"),
+                {"hash": password_hash, "name": name},
             )
-        return cur.rowcount == 1
+        return res.rowcount == 1
 
     def insert_assignment(
         self, persona_id: str, assigned_by: str | None, assigned_to: str | None, kind: str
     ) -> int:
+        q = (
+            "INSERT INTO assignments (persona_id, assigned_by, assigned_to, created_at, kind)"
+            " VALUES (:persona_id, :by, :to, :created, :kind)"
+        )
+        args = {
+            "persona_id": persona_id,
+            "by": assigned_by,
+            "to": assigned_to,
+            "created": _now(),
+            "kind": kind,
+        }
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO assignments (persona_id, assigned_by, assigned_to, created_at, kind)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (persona_id, assigned_by, assigned_to, _now(), kind),
-            )
-        return int(cur.lastrowid or 0)
+            if db.dialect.name == "sqlite":
+                return int(db.execute(sql(q), args).lastrowid or 0)
+            return int(db.execute(sql(q + " RETURNING id"), args).scalar_one())
 
     def assignment_rows(self) -> list[dict[str, Any]]:
         """Every assignment, oldest first."""
-        with self._lock:
-            return [dict(r) for r in self._db.execute("SELECT * FROM assignments ORDER BY id")]
+        with self._read() as db:
+            return [
+                dict(r) for r in db.execute(sql("SELECT * FROM assignments ORDER BY id")).mappings()
+            ]
 
     def set_mode(self, session_id: str, mode: str, assignment_id: int | None = None) -> None:
         """Mark a session ``'practice'`` or ``'assessment'`` (optionally for an assignment)."""
         with self._tx() as db:
             db.execute(
-                "UPDATE sessions SET mode = ?, assignment_id = ? WHERE id = ?",
-                (mode, assignment_id, session_id),
+                sql("UPDATE sessions SET mode = :mode, assignment_id = :aid WHERE id = :id"),
+                {"mode": mode, "aid": assignment_id, "id": session_id},
             )
 
     def set_private(self, session_id: str, private: bool) -> None:
         with self._tx() as db:
-            db.execute("UPDATE sessions SET private = ? WHERE id = ?", (int(private), session_id))
+            db.execute(
+                sql("UPDATE sessions SET private = :p WHERE id = :id"),
+                {"p": int(private), "id": session_id},
+            )
 
     def session_extras(self, session_id: str) -> dict[str, Any]:
         """The m003 columns of one session: ``mode``, ``assignment_id`` and ``hints``."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT mode, assignment_id, hints_json FROM sessions WHERE id = ?", (session_id,)
-            ).fetchone()
+        with self._read() as db:
+            row = (
+                db.execute(
+                    sql("SELECT mode, assignment_id, hints_json FROM sessions WHERE id = :id"),
+                    {"id": session_id},
+                )
+                .mappings()
+                .fetchone()
+            )
         if row is None:
             raise KeyError(session_id)
         return {
@@ -407,22 +616,51 @@ class SessionStore:
         """Session ids, oldest first: every session (``all_users``) or one user's; a
         ``user_id`` of None with ``all_users`` False means sessions with no user."""
         q = "SELECT id FROM sessions"
-        args: tuple[Any, ...] = ()
-        if not all_users:
-            q += " WHERE user_id IS ?"
-            args = (user_id,)
-        with self._lock:
-            return [r[0] for r in self._db.execute(q + " ORDER BY started_at, rowid", args)]
+        args: dict[str, Any] = {}
+        if not all_users and user_id is None:
+            q += " WHERE user_id IS NULL"
+        elif not all_users:
+            q += " WHERE user_id = :uid"
+            args["uid"] = user_id
+        # Same-millisecond ties: SQLite keeps insertion order (rowid), as it always has;
+        # PostgreSQL has no such column, so the id decides there (stable, not insertion order).
+        tiebreak = "rowid" if self.dialect == "sqlite" else "id"
+        with self._read() as db:
+            return list(db.execute(sql(f"{q} ORDER BY started_at, {tiebreak}"), args).scalars())
 
     def record_hint(self, session_id: str, hint: dict[str, Any]) -> None:
         """Append one hint (a JSON-able dict) to the session's hint log and commit."""
         with self._tx() as db:
-            row = db.execute(
-                "SELECT hints_json FROM sessions WHERE id = ?", (session_id,)
+            old = db.execute(
+                sql("SELECT hints_json FROM sessions WHERE id = :id"), {"id": session_id}
             ).fetchone()
-            if row is None:
+            if old is None:
                 raise KeyError(session_id)
-            hints = [*json.loads(row[0] or "[]"), {**hint, "at": _now()}]
+            hints = [*json.loads(old[0] or "[]"), {**hint, "at": _now()}]
             db.execute(
-                "UPDATE sessions SET hints_json = ? WHERE id = ?", (json.dumps(hints), session_id)
+                sql("UPDATE sessions SET hints_json = :h WHERE id = :id"),
+                {"h": json.dumps(hints), "id": session_id},
             )
+
+
+_INSERT_TURN = sql(
+    "INSERT INTO turns (session_id, idx, role, text, created_at, meta_json)"
+    " VALUES (:session_id, :idx, :role, :text, :created_at, :meta_json)"
+)
+
+
+def _turn_params(session_id: str, t: Turn) -> Mapping[str, Any]:
+    return {
+        "session_id": session_id,
+        "idx": t.idx,
+        "role": t.role,
+        "text": t.text,
+        "created_at": t.created_at,
+        "meta_json": json.dumps(t.meta),
+    }
+
+
+def open_store(settings: Settings) -> SessionStore:
+    """The session store a deployment's settings name: ``database_url`` if set (PostgreSQL, or
+    a ``sqlite:///`` URL), else the SQLite file ``settings.db_path``."""
+    return SessionStore(settings.database_url or settings.db_path)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 import bcrypt
 
 from sim.settings import Settings
-from sim.store import SessionStore
+from sim.store import DuplicateError, SessionStore
 
 if TYPE_CHECKING:
     from sim.practice import Practice, PracticeSession
@@ -166,7 +165,7 @@ class UserStore:
         hashed = hash_password(password, self.rounds)
         try:
             created = self.store.insert_user(name, r, hashed)
-        except sqlite3.IntegrityError:
+        except DuplicateError:
             raise UserError(f"A user named {name!r} already exists.") from None
         return User(name=name, role=r, created_at=created)
 
