@@ -1,4 +1,10 @@
-"""The Gradio app: thin wiring of ``sim`` (and ``rubric``) functions into Blocks."""
+"""The Gradio app: thin wiring of ``sim`` (and ``rubric``) functions into Blocks.
+
+Every handler that returns or changes data resolves the acting user from ``gr.Request``
+(``request.username``; :data:`sim.users.LOCAL_USER` with sign-in off) and applies the role
+checks of ``sim/users.py`` on the server, because any handler can be called through the
+Gradio API, not only from the page. Display helpers live in ``sim/ui_helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,50 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import contextlib
 import html
+import json
 import sys
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
 from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
-from sim.persona import Persona
+from sim.history import (
+    HintsDisabled,
+    export_session_html,
+    export_session_json,
+    export_session_markdown,
+    export_sessions_csv,
+    hint_for,
+    list_history,
+    progress,
+    session_replay,
+)
+from sim.persona import (
+    PERSONA_DIR,
+    Persona,
+    PersonaError,
+    load_persona_file,
+    parse_persona,
+    persona_paths,
+)
+from sim.persona_repo import (
+    ConflictError,
+    PersonaRepo,
+    RepoError,
+    VersionInfo,
+    check_id,
+    normalise_text,
+)
 from sim.practice import (
     InputRejected,
     Practice,
@@ -26,9 +65,64 @@ from sim.practice import (
 )
 from sim.settings import Settings
 from sim.simulator import SimulatorError
+from sim.store import Session, SessionStore
 from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
+from sim.ui_helpers import (
+    ASSESSMENT_METER,
+    FORM_FIELDS,
+    FORM_SECTIONS,
+    HISTORY_HEADERS,
+    LIBRARY_HEADERS,
+    VERSION_HEADERS,
+    FormField,
+    StatusKind,
+    archetype_choices,
+    assignment_choices,
+    blank_form,
+    can_publish,
+    check_report_html,
+    difficulty_choices,
+    form_to_yaml,
+    hint_html,
+    history_choices,
+    history_table,
+    library_table,
+    or_none,
+    persona_choices,
+    problems_html,
+    progress_figure,
+    progress_summary,
+    replay_feedback_html,
+    replay_figure,
+    replay_html,
+    section_rows,
+    status_html,
+    trainee_choices,
+    version_choices,
+    versions_table,
+    write_download,
+    yaml_to_form,
+)
+from sim.users import (
+    PermissionDenied,
+    UnsafeBind,
+    User,
+    UserError,
+    UserStore,
+    acting_user,
+    assign,
+    assignments_for,
+    check_bind,
+    gradio_auth,
+    require_trainer,
+    start_assessment,
+)
 
 ChatHistory = list[dict[str, str]]
+Request = gr.Request | None
+"""What every data handler takes last: Gradio fills it in (``request.username``)."""
+MAX_IMPORT_BYTES = 256 * 1024
+MAX_PREVIEWS = 64
 
 
 def persona_card(p: Persona) -> str:
@@ -90,8 +184,45 @@ def grade_session(practice: Practice, grader: Grader, session_id: str) -> str:
     return render_feedback(feedback, turns, about=about_panel(load_reliability()))
 
 
-def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.Blocks:
-    """Wire the practice and grading functions into Blocks. ``grader`` may be a factory."""
+@contextlib.contextmanager
+def refused() -> Iterator[None]:
+    """Show a role check's refusal (``PermissionDenied``) to the user as a Gradio error; an
+    API caller gets the same message."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise gr.Error(str(exc), title="Not allowed", print_exception=False) from None
+
+
+def form_input(f: FormField) -> Any:
+    """The Studio editor's input for one persona field, with its schema help text."""
+    common: dict[str, Any] = {"label": f.label, "info": f.help, "elem_id": f.elem_id}
+    if f.kind == "choice":
+        return gr.Dropdown(choices=list(f.choices), value=None, **common)
+    if f.kind in ("int", "float"):
+        return gr.Number(value=None, **common)
+    return gr.Textbox(lines=1 if f.kind == "text" else 3, **common)
+
+
+def dataframe(rows: list[list[str]], headers: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=headers)
+
+
+def build_app(
+    practice: Practice,
+    grader: Grader | Callable[[], Grader],
+    users: UserStore | None = None,
+    repo: PersonaRepo | None = None,
+) -> gr.Blocks:
+    """Wire the practice, history, studio and grading functions into Blocks.
+
+    ``grader`` may be a factory. ``users`` defaults to the accounts in the practice's store,
+    ``repo`` to the persona library in ``settings.persona_dir`` (else the shipped one).
+    """
+    settings = practice.settings
+    store = practice.store
+    accounts = users if users is not None else UserStore(store)
+    library = repo if repo is not None else PersonaRepo(settings.persona_dir or PERSONA_DIR)
     _grader: list[Grader] = []
 
     def get_grader() -> Grader:
@@ -99,26 +230,58 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
             _grader.append(grader if isinstance(grader, Grader) else grader())
         return _grader[0]
 
+    def guidance() -> Any:
+        try:
+            return get_grader().guidance
+        except Exception:  # a hint without a cited passage beats no hint
+            return None
+
+    # --- who is acting, and what they may touch ---------------------------------------------
+    def who(request: Request) -> User:
+        with refused():
+            return acting_user(settings, accounts, getattr(request, "username", None))
+
+    def trainer(request: Request) -> User:
+        user = who(request)
+        with refused():
+            require_trainer(user)
+        return user
+
+    def own(user: User, session_id: str) -> Session:
+        """The session, if it is the acting user's own (to continue, end, retry or hint)."""
+        try:
+            rec = store.get_session(session_id)
+        except KeyError:
+            raise gr.Error("There is no such session.", print_exception=False) from None
+        if rec.user_id != user.id:
+            with refused():
+                raise PermissionDenied("That session belongs to someone else.")
+        return rec
+
+    def trainee_names() -> list[str]:
+        return [str(u.name) for u in accounts.list_users() if u.role == "trainee"]
+
+    def published() -> dict[str, Persona]:
+        """The personas on offer now: the library's published files. New or republished ones
+        join ``practice.personas``; none leave it, so older sessions still replay."""
+        fresh: dict[str, Persona] = {}
+        for path in persona_paths(library.root):
+            try:
+                p = load_persona_file(path)
+            except PersonaError:
+                continue
+            fresh[p.id] = p
+        practice.personas.update(fresh)
+        return fresh
+
     personas = practice.personas
-    choices = [
-        (f"{p.name} — {p.archetype.value.replace('_', ' ')}, {p.difficulty}", p.id)
-        for p in personas.values()
-    ]
-    first = next(iter(personas))
+    choices = persona_choices(personas)
+    first = next(iter(personas), None)
 
+    # --- practice -------------------------------------------------------------------------
     def on_pick(persona_id: str) -> str:
-        return persona_card(personas[persona_id])
-
-    def on_start(persona_id: str) -> tuple[Any, ...]:
-        session = practice.start(persona_id)
-        return (
-            to_chat(practice, session.id),
-            session.id,
-            f"Session started with {personas[persona_id].name}. You are the agent: reply below.",
-            gr.update(interactive=True),
-            session_meter(session),
-            *cleared(),
-        )
+        p = practice.personas.get(persona_id or "")
+        return persona_card(p) if p else ""
 
     def cleared() -> tuple[Any, ...]:
         """Feedback, trace plot, trace list and the retry controls, emptied and hidden."""
@@ -130,11 +293,78 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
             gr.update(visible=False),
         )
 
-    def on_send(message: str, chat: ChatHistory, session_id: str) -> Iterator[tuple[Any, ...]]:
+    def started(session: PracticeSession, status: str, assessment: bool) -> tuple[Any, ...]:
+        meter = ASSESSMENT_METER if assessment else session_meter(session)
+        return (
+            to_chat(practice, session.id),
+            session.id,
+            status,
+            gr.update(interactive=True),
+            meter,
+            *cleared(),
+            gr.update(visible=not assessment),
+            "",
+        )
+
+    n_started = 12  # len(started(...)): the outputs of New session, assessments and retry
+
+    def only_status(message: str) -> tuple[Any, ...]:
+        return (gr.skip(), gr.skip(), message) + (gr.skip(),) * (n_started - 3)
+
+    def on_start(
+        persona_id: str, private: bool = False, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = who(request)
+        if persona_id not in published():  # archived or never published: not on offer
+            return only_status("⚠️ That customer is not available. Pick another one.")
+        session = practice.start(persona_id, user.id)
+        if private:
+            store.set_private(session.id, True)
+        name = practice.personas[persona_id].name
+        note = " It is private: trainers see its scores, never your words." if private else ""
+        return started(
+            session, f"Session started with {name}. You are the agent: reply below.{note}", False
+        )
+
+    def on_start_assessment(assignment_id: Any, request: Request = None) -> tuple[Any, ...]:
+        user = who(request)
+        if assignment_id in (None, ""):
+            return only_status("Pick one of your assessments first.")
+        published()
+        with refused():
+            try:
+                session = start_assessment(practice, user, int(assignment_id))
+            except KeyError:
+                return only_status("⚠️ That assessment's customer is no longer available.")
+        return started(
+            session,
+            f"Assessment started with {session.persona.name}: no hints and no mood meter. "
+            "Your feedback appears when you end the session.",
+            True,
+        )
+
+    def on_private(private: bool, session_id: str, request: Request = None) -> str:
+        user = who(request)
+        if not session_id:
+            return gr.skip()
+        own(user, session_id)
+        store.set_private(session_id, bool(private))
+        return (
+            "This session is now private: trainers see its scores, never your words."
+            if private
+            else "This session is no longer private."
+        )
+
+    def on_send(
+        message: str, chat: ChatHistory, session_id: str, request: Request = None
+    ) -> Iterator[tuple[Any, ...]]:
         skip = gr.skip()
         if not session_id:
-            yield chat, message, "Pick a customer and press **Start session** first.", skip
+            yield chat, message, "Pick a customer and press **New session** first.", skip
             return
+        user = who(request)
+        own(user, session_id)
+        assessment = store.session_extras(session_id)["mode"] == "assessment"
         session = practice.resume(session_id)
         try:
             text = session.check_message(message)
@@ -149,7 +379,7 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
             chat.append({"role": "user", "content": as_text(text)})
         chat.append({"role": "assistant", "content": "…"})
         yield chat, "", "The customer is typing…", skip
-        meter: Any = None  # shown once the director has decided this turn
+        meter: Any = skip if assessment else None  # shown once the director has decided
         try:
             for partial in session.respond(text):
                 chat[-1]["content"] = as_text(partial) or "…"
@@ -169,14 +399,24 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
             return
         state = session.state()
         done = outcome_message(session.persona, state) if state.outcome != "open" else ""
-        yield to_chat(practice, session_id), "", done, session_meter(session)
+        yield (
+            to_chat(practice, session_id),
+            "",
+            done,
+            skip if assessment else session_meter(session),
+        )
 
-    def on_end(session_id: str) -> tuple[Any, ...]:
+    def on_end(session_id: str, request: Request = None) -> tuple[Any, ...]:
         if not session_id:
             return "No session to end.", gr.update(), gr.skip(), *(gr.skip(),) * 4
+        user = who(request)
+        own(user, session_id)
+        assessment = store.session_extras(session_id)["mode"] == "assessment"
         practice.resume(session_id).end()
         try:
             fig, trace_text, retry = session_trace(practice, session_id)
+            if assessment:
+                retry = []  # an assessment is one attempt
             after = (
                 gr.update(value=fig, visible=True),
                 trace_text,
@@ -198,45 +438,536 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
                 "",
                 *after,
             )
+        again = "" if assessment else ", or pick one of your messages below and **Retry from here**"
         return (
-            f"Session ended and saved (id `{session_id}`). Press **New session** to practise again,"
-            " or pick one of your messages below and **Retry from here**.",
+            f"Session ended and saved (id `{session_id}`). Press **New session** to practise "
+            f"again{again}.",
             gr.update(interactive=False),
             card,
             *after,
         )
 
-    def on_retry(session_id: str, agent_idx: int | None) -> tuple[Any, ...]:
+    def on_retry(
+        session_id: str, agent_idx: int | None, request: Request = None
+    ) -> tuple[Any, ...]:
         if not session_id or agent_idx is None:
-            return (
-                (gr.skip(),) * 2 + ("Pick one of your messages to retry from.",) + (gr.skip(),) * 7
-            )
+            return only_status("Pick one of your messages to retry from.")
+        user = who(request)
+        own(user, session_id)
+        if store.session_extras(session_id)["mode"] == "assessment":
+            return only_status("⚠️ Retry is off for assessments: an assessment is one attempt.")
         try:
             session = practice.retry(session_id, int(agent_idx))
         except (InputRejected, KeyError) as exc:
-            return (gr.skip(),) * 2 + (f"⚠️ {exc}",) + (gr.skip(),) * 7
+            return only_status(f"⚠️ {exc}")
         n = sum(1 for t in session.record.turns if t.role == "agent") + 1
-        return (
-            to_chat(practice, session.id),
-            session.id,
-            f"Rewound to before your message #{n}. Your original attempt is saved.",
-            gr.update(interactive=True),
-            session_meter(session),
-            *cleared(),
+        return started(
+            session, f"Rewound to before your message #{n}. Your original attempt is saved.", False
         )
 
+    def on_hint(session_id: str, request: Request = None) -> str:
+        user = who(request)
+        if not session_id:
+            return status_html("Start a session first, then ask for a hint.", "info")
+        own(user, session_id)
+        try:
+            hint = hint_for(practice.resume(session_id), guidance())
+        except HintsDisabled as exc:
+            return status_html(str(exc), "error")
+        return hint_html(hint)
+
+    def on_assignments(request: Request = None) -> Any:
+        user = who(request)
+        found = assignments_for(store, user)
+        return gr.update(
+            choices=assignment_choices(found, practice.personas, user.is_trainer),
+            value=found[-1].id if found else None,
+        )
+
+    # --- history ----------------------------------------------------------------------------
+    def on_history(archetype: str, trainee: str, request: Request = None) -> tuple[Any, ...]:
+        user = who(request)
+        subject = trainee or None
+        with refused():
+            rows = list_history(
+                store, user, or_none(archetype), personas=practice.personas, trainee=subject
+            )
+            data = progress(store, practice.personas, user, or_none(archetype), trainee=subject)
+        summary = progress_summary(data)
+        if user.is_trainer and not user.is_local and subject is None:
+            summary += " Pick a trainee to see their progress (this plot is your own sessions)."
+        return (
+            dataframe(history_table(rows), HISTORY_HEADERS),
+            gr.update(choices=history_choices(rows, user.is_trainer), value=None),
+            progress_figure(data, subject),
+            summary,
+        )
+
+    def on_replay(session_id: str, request: Request = None) -> tuple[Any, ...]:
+        user = who(request)
+        if not session_id:
+            return "", "", gr.update(value=None, visible=False)
+        with refused():
+            try:
+                rp = session_replay(store, practice.personas, user, session_id)
+            except KeyError:
+                raise gr.Error("There is no such session.", print_exception=False) from None
+        return (
+            replay_html(rp),
+            replay_feedback_html(rp),
+            gr.update(value=replay_figure(rp), visible=True),
+        )
+
+    def exported(session_id: str, request: Request, kind: str) -> str:
+        user = who(request)
+        if not session_id:
+            raise gr.Error("Open a session first.", print_exception=False)
+        with refused():
+            try:
+                if kind == "json":
+                    data = export_session_json(store, user, session_id)
+                    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+                elif kind == "md":
+                    text = export_session_markdown(store, user, session_id, practice.personas)
+                else:
+                    text = export_session_html(store, user, session_id, practice.personas)
+            except KeyError:
+                raise gr.Error("There is no such session.", print_exception=False) from None
+        return str(write_download(text, f"rapport-session-{session_id[:8]}.{kind}"))
+
+    def export_json(session_id: str, request: Request = None) -> str:
+        return exported(session_id, request, "json")
+
+    def export_markdown(session_id: str, request: Request = None) -> str:
+        return exported(session_id, request, "md")
+
+    def export_html(session_id: str, request: Request = None) -> str:
+        return exported(session_id, request, "html")
+
+    def export_csv(request: Request = None) -> str:
+        user = who(request)
+        with refused():
+            text = export_sessions_csv(store, user)
+        return str(write_download(text, "rapport-sessions.csv"))
+
+    def on_assign(persona_id: str, trainee: str, request: Request = None) -> tuple[Any, ...]:
+        user = who(request)
+        with refused():
+            require_trainer(user)
+            if not persona_id or persona_id not in published():
+                return status_html("Pick a published customer to assign.", "error"), gr.skip()
+            try:
+                a = assign(store, user, persona_id, trainee or None)
+            except UserError as exc:
+                return status_html(str(exc), "error"), gr.skip()
+        to = a.assigned_to or "every trainee"
+        name = practice.personas[persona_id].name
+        return (
+            status_html(f"Assigned {name} to {to} as assessment #{a.id}.", "ok"),
+            on_assignments(request),
+        )
+
+    # --- persona studio -----------------------------------------------------------------------
+    checks: dict[tuple[str, str], bool] = {}  # (id, text sha) -> passed, from this server only
+    previews: OrderedDict[str, tuple[Practice, str, str | None]] = OrderedDict()
+    preview_lock = threading.Lock()
+    preview_store: list[SessionStore] = []
+
+    def author(user: User) -> str:
+        return user.name or "local"
+
+    def infos_of(pid: str) -> list[VersionInfo]:
+        try:
+            return library.versions(pid)
+        except (RepoError, ValueError):
+            return []
+
+    def passed_check(pid: str, version: Any) -> bool:
+        if version in (None, ""):
+            return False
+        sha = next((i.sha for i in infos_of(pid) if i.version == int(version)), None)
+        return sha is not None and checks.get((pid, sha), False)
+
+    def publish_button(pid: str, version: Any, reason: str | None) -> Any:
+        ok = bool(pid) and version not in (None, "")
+        return gr.update(interactive=ok and can_publish(passed_check(pid, version), reason))
+
+    def studio_list(
+        query: str, archetype: str, difficulty: str, archived: bool, request: Request = None
+    ) -> tuple[Any, ...]:
+        trainer(request)
+        found = library.list(query or "", or_none(archetype), or_none(difficulty), bool(archived))
+        return (
+            dataframe(library_table(found), LIBRARY_HEADERS),
+            gr.update(choices=[(f"{s.name or s.id} ({s.id}, {s.status})", s.id) for s in found]),
+        )
+
+    def editor(
+        pid: str, text: str, base: str | None, message: str, kind: StatusKind = "info"
+    ) -> tuple[Any, ...]:
+        try:
+            values = yaml_to_form(text)
+        except ValueError:
+            values = blank_form()
+        infos = infos_of(pid)
+        latest = infos[-1].version if infos else None
+        return (
+            pid,
+            base,
+            *values,
+            text,
+            problems_html(library.validate(text, pid), pid),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=latest),
+            status_html(message, kind),
+            "",
+            publish_button(pid, latest, ""),
+        )
+
+    n_editor = len(FORM_FIELDS) + 9
+
+    def editor_status(message: str) -> tuple[Any, ...]:
+        """Leave the editor as it is (the trainer's text included) and say why."""
+        out: list[Any] = [gr.skip()] * n_editor
+        out[n_editor - 3] = status_html(message, "error")
+        return tuple(out)
+
+    def open_persona(pid: str, message: str) -> tuple[Any, ...]:
+        try:
+            text = library.get_text(pid)
+            base = library.head_sha(pid)
+        except (RepoError, ValueError) as exc:
+            return editor_status(str(exc))
+        return editor(pid, text, base, message)
+
+    def studio_open(persona_id: str, request: Request = None) -> tuple[Any, ...]:
+        trainer(request)
+        if not persona_id:
+            return editor_status("Pick a persona to open.")
+        return open_persona(persona_id, f"Opened {persona_id}.")
+
+    def studio_new(new_id: str, request: Request = None) -> tuple[Any, ...]:
+        trainer(request)
+        pid = (new_id or "").strip()
+        try:
+            check_id(pid)
+            if library.exists(pid):
+                return editor_status(f"A persona with the id '{pid}' already exists: open it.")
+        except (RepoError, ValueError) as exc:
+            return editor_status(str(exc))
+        text = form_to_yaml(blank_form())
+        return editor(pid, text, None, f"New persona '{pid}': fill in the form, then Save draft.")
+
+    def studio_clone(persona_id: str, new_id: str, request: Request = None) -> tuple[Any, ...]:
+        user = trainer(request)
+        if not persona_id:
+            return editor_status("Open the persona to clone first.")
+        try:
+            library.clone(persona_id, (new_id or "").strip(), author(user))
+        except PersonaError as exc:
+            return editor_status(f"{persona_id} can't be cloned until it is valid: {exc}")
+        except (RepoError, ValueError) as exc:
+            return editor_status(str(exc))
+        return open_persona(new_id.strip(), f"Cloned {persona_id} as {new_id.strip()} (a draft).")
+
+    def studio_archive(persona_id: str, request: Request = None) -> tuple[Any, ...]:
+        trainer(request)
+        if not persona_id:
+            return status_html("Open the persona to archive first.", "error"), gr.skip()
+        try:
+            library.archive(persona_id)
+        except (RepoError, ValueError) as exc:
+            return status_html(str(exc), "error"), gr.skip()
+        return (
+            status_html(f"Archived {persona_id}: trainees are no longer offered it.", "ok"),
+            gr.update(choices=persona_choices(published())),
+        )
+
+    def studio_form_to_yaml(request: Request, persona_id: str, *values: Any) -> tuple[str, str]:
+        """Form -> YAML (``request`` comes first here: the form's values are variadic)."""
+        trainer(request)
+        text = form_to_yaml(values)
+        return text, problems_html(library.validate(text, persona_id or ""), persona_id or "")
+
+    def studio_yaml_to_form(persona_id: str, text: str, request: Request = None) -> tuple[Any, ...]:
+        trainer(request)
+        problems = problems_html(library.validate(text or "", persona_id or ""), persona_id or "")
+        try:
+            values = yaml_to_form(text or "")
+        except ValueError:
+            return (*[gr.skip()] * len(FORM_FIELDS), problems)
+        return (*values, problems)
+
+    def studio_save(
+        persona_id: str,
+        text: str,
+        base: str | None,
+        note: str,
+        reason: str,
+        request: Request = None,
+    ) -> tuple[Any, ...]:
+        user = trainer(request)
+        skip = gr.skip()
+        if not persona_id:
+            return skip, status_html("Press New or open a persona first.", "error"), *[skip] * 4
+        try:
+            info = library.save_draft(
+                persona_id, text or "", author(user), base or None, note or ""
+            )
+        except ConflictError as exc:
+            msg = f"{exc} Your text is still in the editor: copy it before you reopen."
+            return skip, status_html(msg, "error"), *[skip] * 4
+        except PersonaError as exc:
+            return (
+                skip,
+                status_html("Not saved: fix the problems below first.", "error"),
+                skip,
+                skip,
+                problems_html(exc.problems, persona_id),
+                skip,
+            )
+        except (RepoError, ValueError) as exc:
+            return skip, status_html(str(exc), "error"), *[skip] * 4
+        infos = infos_of(persona_id)
+        return (
+            info.sha,
+            status_html(f"Saved {persona_id} v{info.version} (a draft: publish to use it).", "ok"),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=info.version),
+            problems_html([], persona_id),
+            publish_button(persona_id, info.version, reason),
+        )
+
+    def parsed(persona_id: str, text: str) -> Persona:
+        problems = library.validate(text or "", persona_id or "")
+        if problems:
+            raise PersonaError(problems)
+        return parse_persona(normalise_text(text), persona_id, f"{persona_id}.yaml")
+
+    def studio_check(
+        persona_id: str, text: str, version: Any, reason: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        trainer(request)
+        from sim.probe_check import check_draft
+
+        try:
+            persona = parsed(persona_id, text)
+        except PersonaError as exc:
+            return problems_html(exc.problems, persona_id or ""), gr.skip(), gr.skip()
+        try:
+            report = check_draft(practice, persona)
+        except Exception as exc:  # a model failure is not a failed check
+            return "", gr.skip(), status_html(f"The check could not run: {exc}", "error")
+        checks[(persona_id, report.persona_version)] = report.passed
+        saved = any(i.sha == report.persona_version for i in infos_of(persona_id))
+        note = "" if saved else " This text isn't saved yet: Save draft, then publish."
+        return (
+            check_report_html(report),
+            publish_button(persona_id, version, reason),
+            status_html(
+                ("Check passed." if report.passed else "Check failed.") + note,
+                "ok" if report.passed else "error",
+            ),
+        )
+
+    def studio_publish_state(
+        persona_id: str, version: Any, reason: str, request: Request = None
+    ) -> Any:
+        trainer(request)
+        return publish_button(persona_id, version, reason)
+
+    def studio_publish(
+        persona_id: str, version: Any, reason: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = trainer(request)
+        skip = gr.skip()
+        if not persona_id or version in (None, ""):
+            return status_html("Save a draft, then pick the version to publish.", "error"), *[
+                skip
+            ] * 5
+        passed = passed_check(persona_id, version)
+        try:
+            info = library.publish(
+                persona_id, int(version), author(user), passed, None if passed else reason
+            )
+        except PersonaError as exc:
+            return status_html(f"Not published: {exc}", "error"), *[skip] * 5
+        except (RepoError, ValueError) as exc:
+            return status_html(str(exc), "error"), *[skip] * 5
+        infos = infos_of(persona_id)
+        why = "its check passed" if passed else f"override: {info.override_reason}"
+        offered = persona_choices(published())
+        return (
+            status_html(f"Published {persona_id} v{info.version} ({why}).", "ok"),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=info.version),
+            publish_button(persona_id, info.version, reason),
+            gr.update(choices=offered),
+            gr.update(choices=offered),
+        )
+
+    def studio_restore(persona_id: str, version: Any, request: Request = None) -> tuple[Any, ...]:
+        user = trainer(request)
+        if not persona_id or version in (None, ""):
+            return editor_status("Pick a version to restore.")
+        try:
+            info = library.restore(persona_id, int(version), author(user))
+        except (RepoError, ValueError) as exc:
+            return editor_status(str(exc))
+        return open_persona(persona_id, f"Restored v{version} as v{info.version} (a draft).")
+
+    def studio_import(file: Any, new_id: str, request: Request = None) -> tuple[Any, ...]:
+        user = trainer(request)
+        if not file:
+            return editor_status("Choose a YAML file to import.")
+        path = Path(str(file))
+        pid = (new_id or "").strip() or path.stem.lower().replace(" ", "_")
+        try:
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                return editor_status(f"That file is over {MAX_IMPORT_BYTES // 1024} KB.")
+            text = path.read_text(encoding="utf-8")
+            library.import_yaml(text, pid, author(user), note=f"imported from {path.name}")
+        except PersonaError as exc:
+            return editor_status(f"Not imported: {exc}")
+        except (RepoError, ValueError, OSError) as exc:
+            return editor_status(f"Not imported: {exc}")
+        return open_persona(pid, f"Imported {path.name} as {pid} (a draft).")
+
+    def studio_export(persona_id: str, version: Any, request: Request = None) -> str:
+        trainer(request)
+        if not persona_id:
+            raise gr.Error("Open a persona first.", print_exception=False)
+        try:
+            text = library.export_yaml(persona_id, None if version in (None, "") else int(version))
+        except (RepoError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return str(write_download(text, f"{persona_id}.yaml"))
+
+    def sibling(persona: Persona) -> Practice:
+        """A Practice that knows only the draft, sharing the app's model, grader and rule
+        matcher, writing to a separate preview store (previews stay out of history)."""
+        with preview_lock:
+            if not preview_store:
+                preview_store.append(SessionStore(settings.data_dir / "studio-preview.sqlite3"))
+        return Practice(
+            settings,
+            preview_store[0],
+            {persona.id: persona},
+            model_factory=lambda _: practice.model,
+            signals_factory=lambda _: practice.signals,
+            matcher_factory=lambda _: practice.director(persona).matcher,
+        )
+
+    def studio_preview_start(
+        persona_id: str, text: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = trainer(request)
+        try:
+            persona = parsed(persona_id, text)
+        except PersonaError as exc:
+            return [], "", problems_html(exc.problems, persona_id or "")
+        preview = sibling(persona)
+        session = preview.start(persona.id, user.id)
+        token = uuid.uuid4().hex
+        with preview_lock:
+            previews[token] = (preview, session.id, user.id)
+            while len(previews) > MAX_PREVIEWS:
+                previews.popitem(last=False)
+        return (
+            to_chat(preview, session.id),
+            token,
+            status_html("Preview of this text started: reply as the agent.", "info"),
+        )
+
+    def studio_preview_send(
+        message: str, chat: ChatHistory, token: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = trainer(request)
+        with preview_lock:
+            entry = previews.get(token or "")
+        if entry is None or entry[2] != user.id:
+            return chat, message, status_html("Press Start preview first.", "error")
+        preview, sid, _ = entry
+        session = preview.resume(sid)
+        try:
+            text = session.check_message(message or "")
+            for _ in session.respond(text):
+                pass
+        except (InputRejected, SimulatorError) as exc:
+            return to_chat(preview, sid), message, status_html(str(exc), "error")
+        state = session.state()
+        return (
+            to_chat(preview, sid),
+            "",
+            status_html(f"Distress now {state.mood:.1f} / 10 · outcome: {state.outcome}", "info"),
+        )
+
+    # --- on page load: what this user sees ------------------------------------------------
+    def on_load(request: Request = None) -> tuple[Any, ...]:
+        user = who(request)
+        offered = persona_choices(published())
+        ids = [c[1] for c in offered]
+        names = trainee_names() if user.is_trainer else []
+        if user.is_local:
+            banner = "Single-user mode (sign-in off): you can use every tab."
+        else:
+            banner = f"Signed in as **{user.name}** ({user.role}) · [Sign out](logout)"
+        return (
+            banner,
+            gr.update(visible=user.is_trainer),
+            gr.update(visible=user.is_trainer and bool(names), choices=trainee_choices(names)),
+            gr.update(visible=user.is_trainer),
+            gr.update(visible=user.is_trainer),
+            gr.update(choices=offered),
+            on_assignments(request),
+            gr.update(choices=offered, value=ids[0] if ids else None),
+            gr.update(choices=trainee_choices(names, "All trainees"), value=""),
+        )
+
+    # --- layout ---------------------------------------------------------------------------
     with gr.Blocks(title="Rapport — empathy practice") as demo:
         gr.Markdown("# Rapport\nPractise empathy with a simulated customer.")
+        whoami = gr.Markdown("", elem_id="whoami")
         session_id = gr.State("")
-        with gr.Tab("Practice"):
+        with gr.Tab("Practice", id="practice") as practice_tab:
             with gr.Row():
                 with gr.Column(scale=1, min_width=260):
                     picker = gr.Dropdown(
                         choices=choices, value=first, label="Customer", elem_id="persona-picker"
                     )
-                    card = gr.Markdown(persona_card(personas[first]), elem_id="persona-card")
-                    start = gr.Button("New session", variant="primary", elem_id="new-session")
+                    card = gr.Markdown(
+                        persona_card(personas[first]) if first else "", elem_id="persona-card"
+                    )
+                    with gr.Row():
+                        start = gr.Button(
+                            "New session",
+                            variant="primary",
+                            elem_id="new-session",
+                            scale=1,
+                            min_width=110,
+                        )
+                        private = gr.Checkbox(
+                            label="Private session",
+                            value=False,
+                            elem_id="private-session",
+                            scale=1,
+                            min_width=110,
+                            container=False,
+                        )
                     end = gr.Button("End session", elem_id="end-session")
+                    hint = gr.Button("Hint", elem_id="hint")
+                    hint_out = gr.HTML("", elem_id="hint-text")
+                    with gr.Accordion("Assessments", open=False, elem_id="assessments"):
+                        assignment = gr.Dropdown(
+                            choices=[],
+                            label="Assigned to you",
+                            elem_id="assignment-picker",
+                            info="An assessment has no hints and no mood meter; "
+                            "feedback comes when you end it.",
+                        )
+                        start_assessment_btn = gr.Button(
+                            "Start assessment", elem_id="start-assessment"
+                        )
                 with gr.Column(scale=3):
                     meter = gr.HTML(
                         '<div class="rp-meter">Start a session to see how the customer feels.</div>',
@@ -271,7 +1002,181 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
                         visible=False,
                     )
                     retry = gr.Button("Retry from here", elem_id="retry", scale=1, visible=False)
-        with gr.Tab("Reliability"):
+
+        with gr.Tab("History", id="history") as history_tab:
+            with gr.Row():
+                hist_archetype = gr.Dropdown(
+                    choices=archetype_choices(),
+                    value="",
+                    label="Customer type",
+                    elem_id="history-archetype",
+                )
+                hist_trainee = gr.Dropdown(
+                    choices=trainee_choices([]),
+                    value="",
+                    label="Trainee",
+                    elem_id="history-trainee",
+                    visible=False,
+                )
+                hist_refresh = gr.Button("Refresh", elem_id="history-refresh", scale=0)
+            hist_table = gr.Dataframe(
+                value=dataframe([], HISTORY_HEADERS),
+                headers=HISTORY_HEADERS,
+                interactive=False,
+                elem_id="history-table",
+                label="Past sessions (newest first)",
+            )
+            progress_plot = gr.Plot(label="Progress", elem_id="progress-plot", format="png")
+            progress_text = gr.Markdown("", elem_id="progress-summary")
+            hist_pick = gr.Dropdown(
+                choices=[],
+                label="Open a session",
+                elem_id="history-session",
+                allow_custom_value=True,
+            )
+            with gr.Row():
+                exp_json = gr.Button("Session JSON", elem_id="export-json", size="sm")
+                exp_md = gr.Button("Markdown", elem_id="export-md", size="sm")
+                exp_html = gr.Button("HTML", elem_id="export-html", size="sm")
+                exp_csv = gr.Button(
+                    "All sessions (CSV)", elem_id="export-csv", size="sm", visible=False
+                )
+            export_file = gr.File(label="Download", elem_id="export-file", interactive=False)
+            replay_out = gr.HTML("", elem_id="replay")
+            replay_fb = gr.HTML("", elem_id="replay-feedback")
+            replay_plot = gr.Plot(
+                label="How the customer felt", elem_id="replay-trace", format="png", visible=False
+            )
+            with gr.Accordion(
+                "Assign an assessment (trainers)", open=False, visible=False, elem_id="assign-box"
+            ) as assign_box:
+                with gr.Row():
+                    assign_persona = gr.Dropdown(
+                        choices=choices, value=first, label="Customer", elem_id="assign-persona"
+                    )
+                    assign_to = gr.Dropdown(
+                        choices=trainee_choices([], "All trainees"),
+                        value="",
+                        label="Trainee",
+                        elem_id="assign-trainee",
+                    )
+                    assign_btn = gr.Button("Assign as assessment", elem_id="assign")
+                assign_status = gr.HTML("", elem_id="assign-status")
+
+        with gr.Tab("Persona Studio", id="studio", visible=False) as studio_tab:
+            with gr.Row():
+                st_search = gr.Textbox(label="Search", elem_id="studio-search", scale=2)
+                st_arch = gr.Dropdown(
+                    choices=archetype_choices(), value="", label="Type", elem_id="studio-archetype"
+                )
+                st_diff = gr.Dropdown(
+                    choices=difficulty_choices(),
+                    value="",
+                    label="Difficulty",
+                    elem_id="studio-difficulty",
+                )
+                st_archived = gr.Checkbox(label="Show archived", elem_id="studio-archived")
+            st_table = gr.Dataframe(
+                value=dataframe([], LIBRARY_HEADERS),
+                headers=LIBRARY_HEADERS,
+                interactive=False,
+                elem_id="studio-library",
+                label="Library",
+                max_height=300,
+            )
+            with gr.Row():
+                st_pick = gr.Dropdown(
+                    choices=[],
+                    label="Open",
+                    elem_id="studio-pick",
+                    allow_custom_value=True,
+                    scale=2,
+                )
+                st_new_id = gr.Textbox(
+                    label="New id (for New, Clone and Import)",
+                    elem_id="studio-new-id",
+                    placeholder="e.g. irate_parcel_delay",
+                    scale=2,
+                )
+                st_new = gr.Button("New", elem_id="studio-new", scale=0)
+                st_clone = gr.Button("Clone", elem_id="studio-clone", scale=0)
+                st_archive = gr.Button("Archive", elem_id="studio-archive", scale=0, variant="stop")
+            st_status = gr.HTML("", elem_id="studio-status")
+            st_base = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    st_id = gr.Textbox(label="Persona id", elem_id="studio-id", interactive=False)
+                    fields: dict[str, Any] = {}
+                    for heading, paths, is_open in FORM_SECTIONS:
+                        with gr.Accordion(heading, open=is_open):
+                            for row in section_rows(paths):
+                                with gr.Row():
+                                    for f in row:
+                                        fields[f.path] = form_input(f)
+                    form = [fields[f.path] for f in FORM_FIELDS]
+                with gr.Column(scale=2):
+                    st_yaml = gr.Code(
+                        language="yaml",
+                        label="YAML (kept in sync with the form)",
+                        elem_id="studio-yaml",
+                        interactive=True,
+                        lines=30,
+                    )
+                    st_problems = gr.HTML("", elem_id="studio-problems")
+            with gr.Row():
+                st_note = gr.Textbox(label="Note for this version", elem_id="studio-note", scale=3)
+                st_save = gr.Button("Save draft", variant="primary", elem_id="studio-save", scale=1)
+            with gr.Accordion("Preview: chat with this text", open=True):
+                st_pstart = gr.Button("Start preview", elem_id="studio-preview-start")
+                st_pchat = gr.Chatbot(label="Preview", elem_id="studio-preview-chat", height=280)
+                with gr.Row():
+                    st_pmsg = gr.Textbox(
+                        show_label=False,
+                        placeholder="Reply as the agent…",
+                        elem_id="studio-preview-msg",
+                        scale=5,
+                    )
+                    st_psend = gr.Button("Send", elem_id="studio-preview-send", scale=1)
+                st_pstatus = gr.HTML("", elem_id="studio-preview-status")
+                st_ptoken = gr.State("")
+            with gr.Row():
+                st_check_btn = gr.Button("Run probe check", elem_id="studio-check")
+            st_check = gr.HTML("", elem_id="studio-check-result")
+            with gr.Row():
+                st_version = gr.Dropdown(
+                    choices=[], label="Version", elem_id="studio-version", scale=2
+                )
+                st_reason = gr.Textbox(
+                    label="Override reason (to publish without a passed check)",
+                    elem_id="studio-override",
+                    scale=3,
+                )
+                st_publish = gr.Button(
+                    "Publish", variant="primary", elem_id="studio-publish", interactive=False
+                )
+                st_restore = gr.Button("Restore", elem_id="studio-restore")
+            st_versions = gr.Dataframe(
+                value=dataframe([], VERSION_HEADERS),
+                headers=VERSION_HEADERS,
+                interactive=False,
+                elem_id="studio-versions",
+                label="Versions (newest first)",
+            )
+            with gr.Row():
+                st_import = gr.File(
+                    label="Import YAML",
+                    file_types=[".yaml", ".yml"],
+                    type="filepath",
+                    elem_id="studio-import-file",
+                )
+                with gr.Column():
+                    st_import_btn = gr.Button("Import as new id", elem_id="studio-import")
+                    st_export_btn = gr.Button("Export YAML", elem_id="studio-export")
+                st_export = gr.File(
+                    label="Exported YAML", elem_id="studio-export-file", interactive=False
+                )
+
+        with gr.Tab("Reliability", id="reliability"):
             rel = load_reliability()
             gr.Markdown(
                 "### How far to trust each technique's verdicts\n"
@@ -284,11 +1189,14 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
                 elem_id="reliability",
             )
 
+        # --- events: practice -----------------------------------------------------------------
         after = [feedback, plot, trace_text, retry_turn, retry]
+        session_out = [chatbot, session_id, status, box, meter, *after, hint, hint_out]
+        assert len(session_out) == n_started
         picker.change(on_pick, picker, card)
-        start.click(
-            on_start, picker, [chatbot, session_id, status, box, meter, *after], api_name="start"
-        )
+        start.click(on_start, [picker, private], session_out, api_name="start")
+        private.input(on_private, [private, session_id], status)
+        start_assessment_btn.click(on_start_assessment, assignment, session_out)
         send_args: dict[str, Any] = {
             "fn": on_send,
             "inputs": [box, chatbot, session_id],
@@ -297,8 +1205,142 @@ def build_app(practice: Practice, grader: Grader | Callable[[], Grader]) -> gr.B
         box.submit(**send_args)
         send.click(**send_args, api_name="send")
         end.click(on_end, session_id, [status, box, *after], api_name="end")
-        retry.click(
-            on_retry, [session_id, retry_turn], [chatbot, session_id, status, box, meter, *after]
+        retry.click(on_retry, [session_id, retry_turn], session_out)
+        hint.click(on_hint, session_id, hint_out, api_name="hint")
+        practice_tab.select(on_assignments, None, assignment)
+
+        # --- events: history --------------------------------------------------------------
+        hist_out = [hist_table, hist_pick, progress_plot, progress_text]
+        hist_in = [hist_archetype, hist_trainee]
+        history_tab.select(on_history, hist_in, hist_out, api_name="history")
+        hist_refresh.click(on_history, hist_in, hist_out)
+        hist_archetype.input(on_history, hist_in, hist_out)
+        hist_trainee.input(on_history, hist_in, hist_out)
+        hist_pick.input(
+            on_replay, hist_pick, [replay_out, replay_fb, replay_plot], api_name="replay"
+        )
+        exp_json.click(export_json, hist_pick, export_file, api_name="export_json")
+        exp_md.click(export_markdown, hist_pick, export_file, api_name="export_markdown")
+        exp_html.click(export_html, hist_pick, export_file, api_name="export_html")
+        exp_csv.click(export_csv, None, export_file, api_name="export_csv")
+        assign_btn.click(
+            on_assign, [assign_persona, assign_to], [assign_status, assignment], api_name="assign"
+        )
+
+        # --- events: studio -----------------------------------------------------------------
+        lib_in = [st_search, st_arch, st_diff, st_archived]
+        lib_out = [st_table, st_pick]
+        editor_out = [
+            st_id,
+            st_base,
+            *form,
+            st_yaml,
+            st_problems,
+            st_versions,
+            st_version,
+            st_status,
+            st_check,
+            st_publish,
+        ]
+        assert len(editor_out) == n_editor
+        studio_tab.select(studio_list, lib_in, lib_out, api_name="studio_list")
+        gr.on(
+            [st_search.submit, st_arch.input, st_diff.input, st_archived.input],
+            studio_list,
+            lib_in,
+            lib_out,
+        )
+        st_pick.input(studio_open, st_pick, editor_out, api_name="studio_open")
+        st_new.click(studio_new, st_new_id, editor_out, api_name="studio_new")
+        st_clone.click(studio_clone, [st_id, st_new_id], editor_out, api_name="studio_clone").then(
+            studio_list, lib_in, lib_out
+        )
+        st_archive.click(
+            studio_archive, st_id, [st_status, picker], api_name="studio_archive"
+        ).then(studio_list, lib_in, lib_out)
+        sync: dict[str, Any] = {
+            "concurrency_limit": 1,
+            "concurrency_id": "studio-sync",
+            "trigger_mode": "always_last",
+        }
+        gr.on(
+            [c.input for c in form],
+            studio_form_to_yaml,
+            [st_id, *form],
+            [st_yaml, st_problems],
+            api_name="studio_form_to_yaml",
+            show_progress="hidden",
+            **sync,
+        )
+        st_yaml.input(
+            studio_yaml_to_form,
+            [st_id, st_yaml],
+            [*form, st_problems],
+            api_name="studio_yaml_to_form",
+            show_progress="hidden",
+            **sync,
+        )
+        st_save.click(
+            studio_save,
+            [st_id, st_yaml, st_base, st_note, st_reason],
+            [st_base, st_status, st_versions, st_version, st_problems, st_publish],
+            api_name="studio_save",
+        ).then(studio_list, lib_in, lib_out)
+        st_pstart.click(
+            studio_preview_start,
+            [st_id, st_yaml],
+            [st_pchat, st_ptoken, st_pstatus],
+            api_name="studio_preview_start",
+        )
+        preview_send: dict[str, Any] = {
+            "fn": studio_preview_send,
+            "inputs": [st_pmsg, st_pchat, st_ptoken],
+            "outputs": [st_pchat, st_pmsg, st_pstatus],
+        }
+        st_pmsg.submit(**preview_send)
+        st_psend.click(**preview_send, api_name="studio_preview_send")
+        st_check_btn.click(
+            studio_check,
+            [st_id, st_yaml, st_version, st_reason],
+            [st_check, st_publish, st_status],
+            api_name="studio_check",
+        )
+        gr.on(
+            [st_reason.input, st_version.input],
+            studio_publish_state,
+            [st_id, st_version, st_reason],
+            st_publish,
+            api_name="studio_publish_state",
+            show_progress="hidden",
+        )
+        st_publish.click(
+            studio_publish,
+            [st_id, st_version, st_reason],
+            [st_status, st_versions, st_version, st_publish, picker, assign_persona],
+            api_name="studio_publish",
+        ).then(studio_list, lib_in, lib_out)
+        st_restore.click(
+            studio_restore, [st_id, st_version], editor_out, api_name="studio_restore"
+        ).then(studio_list, lib_in, lib_out)
+        st_import_btn.click(
+            studio_import, [st_import, st_new_id], editor_out, api_name="studio_import"
+        ).then(studio_list, lib_in, lib_out)
+        st_export_btn.click(studio_export, [st_id, st_version], st_export, api_name="studio_export")
+
+        demo.load(
+            on_load,
+            None,
+            [
+                whoami,
+                studio_tab,
+                hist_trainee,
+                exp_csv,
+                assign_box,
+                picker,
+                assignment,
+                assign_persona,
+                assign_to,
+            ],
         )
     return demo
 
@@ -307,6 +1349,11 @@ def main(settings: Settings | None = None) -> None:
     from sim.providers import ProviderError
 
     settings = settings or Settings()
+    try:
+        check_bind(settings)  # before anything else: never serve an open bind by accident
+    except UnsafeBind as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     settings.ensure_dirs()
     try:
         grader = Grader.from_settings(settings, judge=_judge(settings))
@@ -314,17 +1361,16 @@ def main(settings: Settings | None = None) -> None:
         print(f"error: the grader can't start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     # the director scores each turn with the same grader the feedback uses
-    practice = Practice.from_settings(
-        settings, signals_factory=lambda s: signals_from_grader(grader)
-    )
-    from sim.local_llm import LocalModelError
-
     try:
-        model = practice.model  # fail at start, not half-working on the first message
-        load = getattr(model, "load", None)
-        if load is not None:
-            load()
-    except (ProviderError, LocalModelError) as exc:
+        practice = Practice.from_settings(
+            settings, signals_factory=lambda s: signals_from_grader(grader)
+        )
+    except PersonaError as exc:
+        print(f"error: the persona library has problems:\n{exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        _ = practice.model  # fail at start, not half-working on the first message
+    except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     if grader.guidance is not None and grader.guidance.count() == 0:
@@ -332,12 +1378,27 @@ def main(settings: Settings | None = None) -> None:
 
         report = grader.guidance.ingest([GUIDANCE_DIR])
         print(f"Ingested the shipped guidance: {report.chunks_written} chunks")
-    demo = build_app(practice, grader)
+    users = UserStore(practice.store)
+    if settings.auth and not users.list_users():
+        print(
+            "warning: sign-in is on but there are no accounts yet: add one with "
+            "'rapport users add NAME --role trainer'",
+            file=sys.stderr,
+        )
+    repo = PersonaRepo(settings.persona_dir or PERSONA_DIR)
+    demo = build_app(practice, grader, users=users, repo=repo)
     demo.queue(default_concurrency_limit=4)
     print(
-        f"Rapport is running at http://{settings.host}:{settings.port}  (provider: {settings.provider})"
+        f"Rapport is running at http://{settings.host}:{settings.port}  "
+        f"(provider: {settings.provider}, sign-in: {'on' if settings.auth else 'off'})"
     )
-    demo.launch(server_name=settings.host, server_port=settings.port, show_error=True)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        show_error=True,
+        auth=gradio_auth(users) if settings.auth else None,
+        auth_message="Sign in to Rapport with the account your trainer gave you.",
+    )
 
 
 def _judge(settings: Settings) -> Any:
