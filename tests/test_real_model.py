@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
     reply = turn.reply
     assert reply is not None
     # streamed a sentence at a time (each piece checked by the guard before it is shown)
-    assert partials and all(b.startswith(a) for a, b in zip(partials, partials[1:], strict=False))
+    assert partials and all(b.startswith(a) for a, b in itertools.pairwise(partials))
     assert reply.text.strip() and not reply.fallback
     assert reply.text.strip() != agent
     assert not ROLE_TOKENS.search(reply.text)

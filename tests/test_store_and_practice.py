@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from sim.fake_llm import ScriptedChatModel
-from sim.practice import InputRejected, Practice
 from sim.guard import detect_probe, in_character_line
+from sim.practice import InputRejected, Practice
 from sim.simulator import SimulatorError
 from sim.store import SessionStore, StoreError
 
