@@ -1355,12 +1355,10 @@ def main(settings: Settings | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     settings.ensure_dirs()
-    try:
-        grader = Grader.from_settings(settings, judge=_judge(settings))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: the grader can't start: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    # the director scores each turn with the same grader the feedback uses
+    from sim.local_llm import LocalModelError
+
+    # the director scores each turn with the same grader the feedback uses (built below)
+    grader: Grader
     try:
         practice = Practice.from_settings(
             settings, signals_factory=lambda s: signals_from_grader(grader)
@@ -1369,9 +1367,18 @@ def main(settings: Settings | None = None) -> None:
         print(f"error: the persona library has problems:\n{exc}", file=sys.stderr)
         raise SystemExit(1) from None
     try:
-        _ = practice.model  # fail at start, not half-working on the first message
-    except ProviderError as exc:
+        # fail at start, not half-working on the first message: load the model now
+        model = practice.model
+        load = getattr(model, "load", None)
+        if load is not None:
+            load()
+    except (ProviderError, LocalModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        grader = Grader.from_settings(settings, judge=_judge(settings))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: the grader can't start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     if grader.guidance is not None and grader.guidance.count() == 0:
         from rubric.guidance import GUIDANCE_DIR

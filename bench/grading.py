@@ -352,7 +352,7 @@ def bench_ingest(
     enc = get_encoder()
     with Stopwatch() as enc_sw:
         for c in chunk_lists:
-            enc.encode(c)
+            enc.encode(c, use_cache=False)
     return store, {
         "files": files,
         "chunks": n_chunks,

@@ -1,12 +1,18 @@
 """Run every benchmark and collect the figures.
 
-    python -m bench.run_all [--only grading] [--skip chat_latency]
+    python -m bench.run_all [--only grading] [--skip chat_latency] [--full]
 
-Calls each bench module's ``run()`` with its defaults, writes each ``bench/results/<name>.json``,
+Calls each bench's ``run()`` with its defaults, writes each ``bench/results/<name>.json``,
 then ``bench/results/latest.json`` (all results keyed by bench name, with a timestamp) and
 ``bench/results/latest.md`` (one Markdown table: figure, value, baseline, ratio, target,
-pass). A bench that raises is recorded as an error and the others still run; the exit status
-is 1 only then. Missed targets are reported, never fatal.
+pass; then the load levels). A bench that raises is recorded as an error and the others
+still run; the exit status is 1 only then. Missed targets are reported, never fatal.
+
+The benches: ``grading`` (grade a 10-turn session, ingest, retrieval), ``eval_throughput``
+(``rapport eval`` on the gold, consistency and invariance suites: items graded per second,
+against the MiniLM encoding of the same items alone), ``chat_latency`` (the app path against
+raw llama-cpp-python) and ``load`` (concurrent trainees through the running app, and its
+memory peak). ``load`` runs N=1 and N=4; ``--full`` or ``RAPPORT_BENCH_FULL=1`` adds N=8.
 """
 
 from __future__ import annotations
@@ -14,28 +20,177 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    REPO_ROOT,
     RESULTS_DIR,
+    Figure,
+    figure,
     figures_table,
     fmt,
     loadavg,
     machine_info,
     now_iso,
     target_text,
+    targets_of,
     write_results,
 )
 
 # Cheapest first, so a broken model install doesn't hide the grading figures.
-BENCHES = ("grading", "chat_latency")
+BENCHES = ("grading", "eval_throughput", "chat_latency", "load")
+EVAL_SUITES = ("gold", "consistency", "invariance")
 
 
-def run_benches(names: Sequence[str]) -> dict[str, Any]:
+def full_run() -> bool:
+    return os.environ.get("RAPPORT_BENCH_FULL", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- eval throughput -------------------------------------------------------------------------
+
+
+def eval_items(suite_names: Sequence[str]) -> list[list[tuple[str, str]]]:
+    """What ``rapport eval`` grades for these suites, in its order, as (agent text, the
+    customer's words before it), grouped where the eval starts from an empty encoder cache
+    (a fresh process, then each consistency repetition: ``grader.clear_caches()``)."""
+    import random
+
+    from eval import suites
+
+    opts = suites.Options()
+    rows = suites.load_jsonl(suites.DATA / "gold.jsonl")
+
+    def item(row: dict[str, Any]) -> tuple[str, str]:
+        ctx = row["context"]
+        customer = next((t["text"] for t in reversed(ctx) if t["role"] == "customer"), "")
+        return row["agent"], customer
+
+    groups: list[list[tuple[str, str]]] = [[]]
+    for name in suite_names:
+        if name == "gold":
+            for split in ("dev", "test"):
+                groups[-1] += [item(r) for r in rows if r.get("split") == split][: opts.limit]
+        elif name == "consistency":
+            part = rows[: opts.limit or 60]
+            for _ in range(opts.k):
+                groups.append([item(r) for r in part])
+        elif name == "invariance":
+            part = rows[: opts.limit or 120]
+            rng = random.Random(opts.seed)
+            groups[-1] += [item(r) for r in part]
+            for fn in suites.PERTURBATIONS.values():
+                groups[-1] += [item(fn(r, rng)) for r in part]
+            for p in suites.load_jsonl(suites.DATA / "paraphrases.jsonl")[: opts.limit]:
+                customer = p.get("customer", "I need help with my account.")
+                groups[-1] += [(p["original"], customer), (p["paraphrase"], customer)]
+        else:
+            raise ValueError(f"eval_throughput has no item list for suite {name!r}")
+    return [g for g in groups if g]
+
+
+def embed_items(groups: Sequence[Sequence[tuple[str, str]]]) -> float:
+    """Seconds for the MiniLM encoding ``analyse_turn`` does for these items, and nothing
+    else (one encoder call per item; the encoder's cache cleared where the eval clears it)."""
+    from rubric.classifier import segments
+    from rubric.embeddings import get_encoder
+
+    enc = get_encoder()
+    enc.encode(["warm-up"], use_cache=False)
+    t0 = time.perf_counter()
+    for g in groups:
+        enc.cache_clear()
+        for agent, customer in g:
+            enc.encode([*segments(agent), agent, *(segments(customer) if customer.strip() else [])])
+    return time.perf_counter() - t0
+
+
+def run_eval_throughput(suite_names: Sequence[str] = EVAL_SUITES) -> dict[str, Any]:
+    started = time.perf_counter()
+    load_start = loadavg()
+    suite_args = [a for s in suite_names for a in ("--suite", s)]
+    env = {k: v for k, v in os.environ.items() if k != "RAPPORT_CHROMA_HOST"}
+    with tempfile.TemporaryDirectory(prefix="rapport-bench-eval-") as tmp:
+        cmd = [sys.executable, "-m", "cli", "eval", *suite_args, "--out", tmp]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd[1:])} exited with {proc.returncode}: {proc.stderr[-2000:]}"
+            )
+        metrics = json.loads((Path(tmp) / "metrics.json").read_text(encoding="utf-8"))
+    seconds: dict[str, float] = metrics["seconds"]
+    groups = eval_items(suite_names)
+    items = sum(len(g) for g in groups)
+    per_suite = {s: sum(len(g) for g in eval_items([s])) for s in suite_names}
+    gold = metrics["suites"].get("gold")
+    if gold is not None:  # the item list must be what the eval graded
+        graded = len(gold["dev_scores"]) + len(gold["test_scores"])
+        if graded != per_suite["gold"]:
+            raise RuntimeError(f"eval graded {graded} gold items, the bench counted {per_suite}")
+    suite_s = sum(seconds.values())
+    embed_s = embed_items(groups)
+    figs: list[Figure] = [
+        figure(
+            f"eval items graded per second ({'+'.join(suite_names)}, {items} items)",
+            items / suite_s,
+            "items/s",
+            baseline=items / embed_s,
+            baseline_name="MiniLM encoding of the same items alone",
+        ),
+        figure(
+            "eval suites time",
+            suite_s,
+            "s",
+            baseline=embed_s,
+            baseline_name="MiniLM encoding of the same items alone",
+        ),
+        figure(
+            "eval wall time incl. process start and report",
+            wall,
+            "s",
+            baseline=suite_s,
+            baseline_name="the suites alone",
+        ),
+    ]
+    return {
+        "bench": "eval_throughput",
+        "timestamp": now_iso(),
+        "machine": machine_info() | {"loadavg_start": load_start, "loadavg_end": loadavg()},
+        "command": " ".join(["python", *cmd[1:-1], "<tmp>"]),
+        "suites": list(suite_names),
+        "items": items,
+        "items_per_suite": per_suite,
+        "suite_seconds": seconds,
+        "suite_s": suite_s,
+        "wall_s_eval": wall,
+        "embed_only_s": embed_s,
+        "figures": figs,
+        "targets": targets_of(figs),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+# Benches that live here rather than in a module of their own: name -> run().
+LOCAL: dict[str, Callable[..., dict[str, Any]]] = {"eval_throughput": run_eval_throughput}
+
+
+def default_kwargs(full: bool = False) -> dict[str, dict[str, Any]]:
+    """Per-bench keyword arguments for ``run()``: load stays bounded unless asked."""
+    return {"load": {"ns": (1, 4, 8) if full or full_run() else (1, 4)}}
+
+
+def run_benches(
+    names: Sequence[str], kwargs: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
     out: dict[str, Any] = {
         "timestamp": now_iso(),
@@ -46,9 +201,14 @@ def run_benches(names: Sequence[str]) -> dict[str, Any]:
     for name in names:
         print(f"== {name} ...", flush=True)
         t0 = time.perf_counter()
+        kw = dict((kwargs or {}).get(name, {}))
+        mod: Any = None
         try:
-            mod = importlib.import_module(f"bench.{name}")
-            res: dict[str, Any] = mod.run()
+            if name in LOCAL:
+                res: dict[str, Any] = LOCAL[name](**kw)
+            else:
+                mod = importlib.import_module(f"bench.{name}")
+                res = mod.run(**kw)
         except Exception as exc:  # one bench failing must not lose the others' figures
             out["errors"][name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
@@ -83,6 +243,16 @@ def markdown(all_res: dict[str, Any]) -> str:
             f"- chat model: {chat['model_file']} ({cfg['n_threads']} threads, "
             f"max_tokens {cfg['max_tokens']}, seed {cfg['seed']})"
         )
+    load = all_res["results"].get("load")
+    if load:
+        lc = load["config"]
+        lines.append(
+            f"- load: N = {', '.join(map(str, lc['ns']))} trainees, {lc['turns']} messages each, "
+            f"app on {lc['model_file'] or lc['provider']} with max_tokens {lc['max_tokens']}"
+        )
+    ev = all_res["results"].get("eval_throughput")
+    if ev:
+        lines.append(f"- eval throughput: `{ev['command']}`, {ev['items']} items graded")
     lines += [
         "- ratio = value / baseline, both measured in the same run",
         "",
@@ -112,11 +282,73 @@ def markdown(all_res: dict[str, Any]) -> str:
             )
     for name, err in all_res["errors"].items():
         lines.append(f"| {name} | error: {_cell(err)} | - | - | - | - | - |")
+    load = all_res["results"].get("load")
+    if load:
+        lines += ["", *load_markdown(load)]
     return "\n".join(lines) + "\n"
 
 
-def run(names: Sequence[str] = BENCHES) -> dict[str, Any]:
-    all_res = run_benches(names)
+def load_markdown(load: dict[str, Any]) -> list[str]:
+    """The load levels side by side (bench/load.py), with what was run."""
+    c = load["config"]
+    head = [
+        "N",
+        "msgs each",
+        "replies",
+        "TTFT p50 s",
+        "TTFT p95 s",
+        "turn 1 p50 s",
+        "turns 2+ p95 s",
+        "tok/s all",
+        "errors",
+        "lost turns",
+        "wall s",
+        "app cores busy",
+        "load avg at start",
+        "peak RSS MiB",
+    ]
+    out = [
+        "## Load: concurrent trainees through the running app",
+        "",
+        f"{c['provider']} model {c['model_file']}, max_tokens {c['max_tokens']}, personas "
+        f"round-robin, think time {c['think_s']} s, {c['gradio_queue']}. TTFT is from the "
+        "request to the first streamed update with customer text; lost turns are checked "
+        "against the app's SQLite file. App cores busy = the app's CPU time / wall time: well "
+        "under the model's threads means other load on the machine slowed that level.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for lv in load["levels"]:
+        row = [
+            lv["n"],
+            lv["turns_per_trainee"],
+            lv["replies_ok"],
+            lv["ttft_p50_s"],
+            lv["ttft_p95_s"],
+            lv["ttft_turn1_p50_s"],
+            lv["ttft_later_p95_s"],
+            lv["tokens_per_s_all_sessions"],
+            lv["errors"],
+            lv["lost_turns"],
+            lv["wall_s"],
+            lv.get("app_cores_busy"),
+            (lv.get("loadavg_start") or [None])[0],
+            lv["memory"].get("hwm_mib"),
+        ]
+        out.append("| " + " | ".join(_cell(x) for x in row) + " |")
+    from bench.load import contention_warnings
+
+    warnings = contention_warnings(load["levels"])
+    if warnings:
+        out += ["", *(f"- warning: {w}" for w in warnings)]
+    return out
+
+
+def run(
+    names: Sequence[str] = BENCHES, kwargs: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    all_res = run_benches(names, default_kwargs() if kwargs is None else kwargs)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "latest.json").write_text(
         json.dumps(all_res, indent=2, default=str) + "\n", encoding="utf-8"
@@ -133,9 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--only", nargs="+", choices=BENCHES, help="run just these benches")
     ap.add_argument("--skip", nargs="+", choices=BENCHES, default=[], help="benches to leave out")
+    ap.add_argument("--full", action="store_true", help="load at N=8 too (or RAPPORT_BENCH_FULL=1)")
     a = ap.parse_args(argv)
     names = [n for n in (a.only or BENCHES) if n not in a.skip]
-    all_res = run(names)
+    all_res = run(names, default_kwargs(a.full))
     print(markdown(all_res))
     print(f"wrote {RESULTS_DIR / 'latest.json'} and {RESULTS_DIR / 'latest.md'}")
     return 1 if all_res["errors"] else 0
