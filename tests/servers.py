@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for tests: llama-cpp-python's OpenAI-compatible server."""
+"""Real servers on 127.0.0.1 for tests: llama-cpp-python's OpenAI-compatible server and the
+Rapport app itself, plus the flags for headless Debian chromium."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def wait_until_up(
@@ -32,10 +44,10 @@ def wait_until_up(
     raise RuntimeError(f"{name} did not answer {url} in {timeout:.0f} s: {log.read_text()[-2000:]}")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
@@ -71,3 +83,24 @@ def llama_server(model: Path, alias: str = "tiny", n_ctx: int = 2048) -> Iterato
         yield base
     finally:
         stop(proc)
+
+
+@contextmanager
+def rapport_app(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+    """``rapport serve`` on a free port with ``env``; yield its URL and stop it afterwards.
+    The app's output goes to ``log``, which a failed start quotes."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            wait_until_up(proc, url, log, "rapport serve", timeout)
+            yield url
+        finally:
+            stop(proc, grace=20)

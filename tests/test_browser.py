@@ -5,29 +5,16 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.servers import rapport_app
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +23,6 @@ def served_app(
 ) -> Iterator[tuple[str, Path]]:
     """``rapport serve`` on a free port with the real embedded model and a fresh data dir."""
     data = tmp_path_factory.mktemp("appdata")
-    port = free_port()
     env = {
         **os.environ,
         "RAPPORT_DATA_DIR": str(data),
@@ -45,40 +31,8 @@ def served_app(
         "RAPPORT_MAX_TOKENS": "60",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    log = (data / "app.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (data / "app.log").read_text()
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("app did not start: " + (data / "app.log").read_text()[-3000:])
+    with rapport_app(env, data / "app.log") as url:
         yield url, data
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_practice_session_end_to_end(served_app: tuple[str, Path], browser: object) -> None:

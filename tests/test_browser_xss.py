@@ -8,31 +8,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.servers import rapport_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CUSTOMER_XSS = (
     'I saw <img src=x onerror="window.__xss=1"> on the bill and '
     "<script>window.__xss=2</script> next to it. What is that?"
@@ -52,7 +38,6 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     data = tmp_path_factory.mktemp("xssdata")
     script = data / "script.json"
     script.write_text(json.dumps([CUSTOMER_XSS] * 6))  # room for regenerations
-    port = free_port()
     env = {
         **os.environ,
         "RAPPORT_DATA_DIR": str(data),
@@ -60,40 +45,8 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "RAPPORT_FAKE_SCRIPT": str(script),
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    log = (data / "app.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (data / "app.log").read_text()
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("app did not start: " + (data / "app.log").read_text()[-3000:])
+    with rapport_app(env, data / "app.log") as url:
         yield url, data
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _injected(page: Any, selector: str) -> list[str]:
