@@ -1,9 +1,13 @@
 """The embedded chat model: llama-cpp-python behind LangChain's chat-model interface.
 
-One ``Llama`` instance per model file is shared by every session in the process and guarded
-by a lock. llama.cpp reuses the longest already-evaluated prompt prefix, so turn N of a chat
-only reads the new turn; a ``LlamaRAMCache`` keeps recent states so that interleaved sessions
-(or a grader call between turns) don't throw that reuse away.
+Two ways to serve many sessions from one model file (``RAPPORT_LOCAL_ENGINE``):
+
+- ``batched`` (default): :class:`sim.llama_engine.LlamaEngine`, one llama.cpp context that
+  decodes several sessions in each step and keeps persona-prompt states on disk.
+- ``single``: one ``Llama`` shared by every session behind a lock, one reply at a time.
+  llama.cpp reuses the longest already-evaluated prompt prefix, and a ``LlamaRAMCache`` keeps
+  recent states so that interleaved sessions don't throw that reuse away. Kept as the
+  baseline the benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
+from sim.llama_engine import EngineError, Sampling
+
 if TYPE_CHECKING:
     from llama_cpp import Llama
+
+    from sim.llama_engine import LlamaEngine
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _instances: dict[tuple[str, int, int], tuple[Llama, threading.Lock]] = {}
 _instances_lock = threading.Lock()
+_engines: dict[tuple[str, int, int, int], LlamaEngine] = {}
 
 
 class LocalModelError(RuntimeError):
@@ -97,10 +106,64 @@ def load_llama(
                 f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
                 "(run: rapport model prepare) or there may not be enough memory."
             ) from exc
+        _drop_scores_buffer(llm)
         if cache_bytes > 0:
             llm.set_cache(_state_cache(cache_bytes))
         _instances[key] = (llm, threading.Lock())
         return _instances[key]
+
+
+def _drop_scores_buffer(llm: Llama) -> None:
+    """Replace llama-cpp-python's n_batch x n_vocab logits buffer with a single row.
+
+    Without ``logits_all`` nothing reads it (sampling reads llama.cpp's own logits), but
+    ``save_state`` copies all of it and ``load_state`` writes all of it: 512 x 151,936 floats
+    = 297 MiB of RSS on Qwen and a second 297 MiB for every saved state, for nothing.
+    """
+    import numpy as np
+
+    if not getattr(llm, "_logits_all", False):
+        llm.scores = np.zeros((1, llm.n_vocab()), dtype=np.single)
+
+
+def load_engine(
+    model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, slots: int = 8,
+    prefix_dir: Path | None = None,
+) -> LlamaEngine:
+    """Load (once per process) and return the batched engine for this model file."""
+    threads = n_threads or max(1, os.cpu_count() or 1)
+    key = (str(model_path), n_ctx, threads, slots)
+    with _instances_lock:
+        if key in _engines:
+            return _engines[key]
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise LocalModelError(
+                "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
+            ) from exc
+        from sim.llama_engine import LlamaEngine
+
+        if not model_path.exists():
+            raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
+        check_memory(model_path)
+        if prefix_dir is not None:
+            st = model_path.stat()
+            prefix_dir = prefix_dir / (
+                f"{model_path.stem}-{st.st_size}-{int(st.st_mtime)}-llama-cpp-{llama_cpp.__version__}"
+            )
+        try:
+            engine = LlamaEngine(
+                model_path, n_ctx_seq=n_ctx, n_slots=slots, n_ctx=max(8192, 2 * n_ctx),
+                n_threads=threads, prefix_dir=prefix_dir,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise LocalModelError(
+                f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
+                "(run: rapport model prepare) or there may not be enough memory."
+            ) from exc
+        _engines[key] = engine
+        return engine
 
 
 def available_memory() -> int | None:
@@ -155,6 +218,9 @@ class LlamaCppChat(BaseChatModel):
     repeat_penalty: float = 1.1
     seed: int | None = None
     stop: list[str] | None = None
+    engine: str = "batched"  # or "single"; see the module docstring
+    slots: int = 8
+    prefix_dir: Path | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -182,14 +248,29 @@ class LlamaCppChat(BaseChatModel):
             params["response_format"] = kwargs["response_format"]
         return params
 
+    def _engine(self) -> LlamaEngine:
+        return load_engine(
+            self.model_path, self.n_ctx, self.n_threads, self.slots, self.prefix_dir
+        )
+
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on first use), so a missing, corrupt or
         too-large model fails at start with a clear :class:`LocalModelError`."""
-        self._llama()
+        if self.engine == "batched":
+            self._engine()
+        else:
+            self._llama()
 
     def warm(self, messages: list[BaseMessage]) -> None:
         """Process a prompt prefix (system prompt + opening line) ahead of the first reply,
-        so the trainee's first message doesn't wait for the whole persona prompt."""
+        so the trainee's first message doesn't wait for the whole persona prompt.
+
+        The batched engine reads it in the background (this returns at once) and keeps a
+        persona prompt's state on disk; a longer history (a resumed session) is read but not
+        saved, so no conversation is written to the cache."""
+        if self.engine == "batched":
+            self._engine().warm(to_openai_messages(messages), persist=len(messages) <= 2)
+            return
         llm, lock = self._llama()
         with lock:
             llm.create_chat_completion(
@@ -215,6 +296,9 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        if self.engine == "batched":
+            yield from self._stream_batched(messages, stop, run_manager, **kwargs)
+            return
         llm, lock = self._llama()
         with lock:
             stream = llm.create_chat_completion(
@@ -231,3 +315,31 @@ class LlamaCppChat(BaseChatModel):
                 if run_manager:
                     run_manager.on_llm_new_token(piece, chunk=chunk)
                 yield chunk
+
+    def _stream_batched(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        p = self._params(stop, **kwargs)
+        rf = p.get("response_format") or {}
+        sampling = Sampling(
+            temperature=p["temperature"],
+            top_p=p["top_p"],
+            repeat_penalty=p["repeat_penalty"],
+            max_tokens=p["max_tokens"],
+            seed=p.get("seed"),
+            stop=tuple(p["stop"] or ()),
+            json=isinstance(rf, dict) and rf.get("type") == "json_object",
+        )
+        try:
+            pieces = self._engine().stream(to_openai_messages(messages), sampling)
+            for piece in pieces:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+        except EngineError as exc:
+            raise ValueError(str(exc)) from exc

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     )
     n_ctx: int = Field(4096, ge=512, description="Context window of the embedded model.")
     n_threads: int | None = Field(None, description="CPU threads for the embedded model.")
+    local_engine: Literal["batched", "single"] = Field(
+        "batched",
+        description="How the embedded model serves several sessions: 'batched' decodes them "
+        "together in one llama.cpp context (sim/llama_engine.py); 'single' shares one model "
+        "behind a lock, one reply at a time.",
+    )
+    local_slots: int = Field(
+        8, ge=1, le=64, description="Sessions the batched engine decodes at once."
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where saved persona-prompt states go (they make a session's first reply "
+        "fast). Default: $XDG_CACHE_HOME/rapport, else ~/.cache/rapport. Safe to delete.",
+    )
 
     chroma_host: str | None = Field(
         None, description="Use a Chroma server (HttpClient) instead of the data dir's store."
@@ -98,6 +112,13 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "rapport.sqlite3"
+
+    @property
+    def prefix_cache_dir(self) -> Path:
+        base = self.cache_dir or Path(
+            os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        ) / "rapport"
+        return base / "prefix-states"
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,609 @@
+"""Continuous batching for the embedded model: several sessions decode in one llama.cpp step.
+
+One llama.cpp context holds up to ``n_slots`` conversations side by side (one sequence each,
+sharing a KV cache of ``n_ctx`` cells). A single worker thread owns the context. Every step it
+decodes one token for each reply in progress and, in the same batch, reads a chunk of any new
+prompt, so a trainee who just pressed Send waits for one chunk of their own prompt and a few
+shared steps, not for other trainees' whole replies. On 2 cores a step with four sequences
+costs about twice a step with one (measured in bench/load.py), so four sessions get roughly
+twice the tokens per second that one shared, locked model gives them.
+
+Prompt reuse: a request takes the idle slot whose tokens share the longest prefix with its
+prompt, so turn N of a chat reads only the new turn. Persona prompts are also kept on disk
+(``warm``): the state of a prompt prefix is saved once with ``llama_state_seq_save_file`` and
+loaded into a slot the next time any session starts with that persona, instead of reading
+~750 prompt tokens again (~10 s on 2 cores).
+
+Interface: :meth:`LlamaEngine.stream` yields text pieces for a list of chat messages and
+raises :class:`EngineError` for a request the engine can't serve (prompt too long).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class EngineError(RuntimeError):
+    """A request the engine could not serve; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 160
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    json: bool = False
+
+
+@dataclass(eq=False)
+class _Request:
+    tokens: list[int]
+    sampling: Sampling
+    out: queue.Queue[Any]
+    priority: int = 0  # 0: a trainee waiting; 1: prewarm
+    save_at: int | None = None  # persist the state of tokens[:save_at] when it is read
+    arrived: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+    finished: bool = False
+    slot: _Slot | None = None
+    done_prompt: int = 0
+    generated: int = 0
+    next_token: int | None = None
+    sampler: Any = None
+    decoder: Any = None
+    held: str = ""
+
+
+@dataclass(eq=False)
+class _Slot:
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # what the KV cache holds for this sequence
+    request: _Request | None = None
+    last_used: float = 0.0
+
+
+@dataclass
+class EngineStats:
+    """Counters for tests and benchmarks."""
+
+    steps: int = 0
+    max_batch_seqs: int = 0
+    prompt_tokens_read: int = 0
+    prompt_tokens_reused: int = 0
+    prefix_loads: int = 0
+    prefix_saves: int = 0
+    evictions: int = 0
+    last_prompt_read: int = 0
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _token_hash(tokens: list[int]) -> str:
+    import numpy as np
+
+    return hashlib.sha256(np.asarray(tokens, dtype=np.int32).tobytes()).hexdigest()[:20]
+
+
+class LlamaEngine:
+    """One model, one context, many sessions. Thread-safe: call :meth:`stream` from any thread."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        n_ctx_seq: int = 4096,
+        n_slots: int = 8,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        n_ubatch: int = 256,
+        prefix_dir: Path | None = None,
+        max_prefix_files: int = 64,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._lc = llama_cpp
+        self.model_path = model_path
+        self.n_ctx_seq = n_ctx_seq
+        self.n_slots = n_slots
+        self.n_batch = n_batch
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        mp = llama_cpp.llama_model_default_params()
+        self._model = _internals.LlamaModel(path_model=str(model_path), params=mp, verbose=False)
+        cp = llama_cpp.llama_context_default_params()
+        # Each session may use up to n_ctx_seq tokens; all sessions together share n_ctx cells.
+        cp.n_ctx = max(n_ctx, n_ctx_seq)
+        cp.n_batch = n_batch
+        cp.n_ubatch = min(n_ubatch, n_batch)  # compute buffer: ~150 MiB at 256 vs ~300 at 512
+        cp.n_seq_max = n_slots
+        cp.kv_unified = True
+        cp.n_threads = threads
+        cp.n_threads_batch = threads
+        cp.flash_attn_type = 1  # no n_kv x n_tokens score matrix; a little faster on CPU too
+        self._ctx = _internals.LlamaContext(model=self._model, params=cp, verbose=False)
+        self._batch = _internals.LlamaBatch(
+            n_tokens=n_batch, embd=0, n_seq_max=n_slots, verbose=False
+        )
+        self.n_ctx = cp.n_ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
+        self._mem = llama_cpp.llama_get_memory(self._ctx.ctx)
+        self._formatter = self._chat_formatter()
+        self._slots = [_Slot(seq=i) for i in range(n_slots)]
+        self._pending: list[_Request] = []
+        self._cv = threading.Condition()
+        self.stats = EngineStats()
+        self._prefix_dir = prefix_dir
+        self._max_prefix_files = max_prefix_files
+        self._prefixes: dict[int, set[str]] = {}  # prefix length -> token hashes on disk
+        self._scan_prefixes()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
+        self._thread.start()
+
+    # --- public ------------------------------------------------------------------------------
+
+    def tokenize_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt tokens for chat messages, formatted with the model's own chat template."""
+        text = self._formatter(messages=messages).prompt
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def stream(self, messages: list[dict[str, str]], sampling: Sampling) -> Iterator[str]:
+        """Text pieces of the reply to ``messages``, as they are decoded."""
+        tokens = self.tokenize_chat(messages)
+        if len(tokens) + 1 > self.n_ctx_seq:
+            raise EngineError(
+                f"The conversation is too long for the model's context ({len(tokens)} prompt "
+                f"tokens, limit {self.n_ctx_seq}). End this session and start a new one."
+            )
+        req = _Request(tokens=tokens, sampling=sampling, out=queue.Queue())
+        self._submit(req)
+        try:
+            while True:
+                item = req.out.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            req.cancelled = True  # the consumer stopped early: free the slot at the next step
+
+    def warm(self, messages: list[dict[str, str]], persist: bool = True) -> None:
+        """Read a prompt prefix (system prompt + opening line) in the background and, with
+        ``persist``, keep its state on disk, so the first reply of any session with that
+        prefix starts at once."""
+        tokens = self._shared_prefix(messages)
+        if not tokens or len(tokens) + 1 > self.n_ctx_seq:
+            return
+        if self._has_prefix(tokens):
+            return
+        with self._cv:
+            for r in self._pending + [s.request for s in self._slots if s.request]:
+                if r.priority == 1 and r.tokens == tokens:
+                    return  # already being warmed
+        req = _Request(
+            tokens=tokens, sampling=Sampling(max_tokens=0), out=queue.Queue(), priority=1,
+            save_at=len(tokens) if persist else None,
+        )
+        self._submit(req)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=10)
+
+    # --- formatting ---------------------------------------------------------------------------
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp import llama_chat_format
+
+        meta = self._model.metadata()
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            return llama_chat_format.Jinja2ChatFormatter(
+                template=llama_chat_format.CHATML_CHAT_TEMPLATE,
+                eos_token="<|im_end|>",
+                bos_token="",
+            )
+        eos, bos = self._model.token_eos(), self._model.token_bos()
+        return llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=self._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+
+    def _shared_prefix(self, messages: list[dict[str, str]]) -> list[int]:
+        """The tokens every continuation of ``messages`` starts with (the template's
+        generation prompt is cut off: the next real prompt has a user turn there)."""
+        a = self.tokenize_chat(messages + [{"role": "user", "content": "a"}])
+        b = self.tokenize_chat(messages + [{"role": "user", "content": "z"}])
+        return a[: _common_prefix(a, b)]
+
+    # --- prefix states on disk -----------------------------------------------------------------
+
+    def _prefix_path(self, tokens: list[int]) -> Path | None:
+        if self._prefix_dir is None:
+            return None
+        return self._prefix_dir / f"{len(tokens)}-{_token_hash(tokens)}.state"
+
+    def _scan_prefixes(self) -> None:
+        if self._prefix_dir is None:
+            return
+        try:
+            self._prefix_dir.mkdir(parents=True, exist_ok=True)
+            for p in self._prefix_dir.glob("*.state"):
+                n, _, h = p.stem.partition("-")
+                if n.isdigit() and h:
+                    self._prefixes.setdefault(int(n), set()).add(h)
+        except OSError as exc:
+            log.warning("prefix states disabled: %s", exc)
+            self._prefix_dir = None
+
+    def _has_prefix(self, tokens: list[int]) -> bool:
+        return _token_hash(tokens) in self._prefixes.get(len(tokens), set())
+
+    def _best_prefix(self, tokens: list[int], longer_than: int) -> list[int] | None:
+        for n in sorted(self._prefixes, reverse=True):
+            if n <= longer_than or n >= len(tokens):
+                continue
+            if _token_hash(tokens[:n]) in self._prefixes[n]:
+                return tokens[:n]
+        return None
+
+    def _load_prefix(self, slot: _Slot, tokens: list[int]) -> bool:
+        path = self._prefix_path(tokens)
+        if path is None:
+            return False
+        lc = self._lc
+        buf = (lc.llama_token * len(tokens))()
+        count = ctypes.c_size_t(0)
+        self._clear(slot)
+        try:
+            n = lc.llama_state_seq_load_file(
+                self._ctx.ctx, str(path).encode(), slot.seq, buf, len(tokens), ctypes.byref(count)
+            )
+        except Exception as exc:  # a damaged file is a cache miss, never an error for the user
+            log.warning("could not load prefix state %s: %s", path, exc)
+            n = 0
+        if n == 0 or count.value != len(tokens) or list(buf) != tokens:
+            self._clear(slot)
+            self._forget_prefix(tokens, path)
+            return False
+        slot.tokens = list(tokens)
+        self.stats.prefix_loads += 1
+        os.utime(path)
+        return True
+
+    def _forget_prefix(self, tokens: list[int], path: Path) -> None:
+        self._prefixes.get(len(tokens), set()).discard(_token_hash(tokens))
+        path.unlink(missing_ok=True)
+
+    def _save_prefix(self, slot: _Slot) -> None:
+        tokens = slot.tokens
+        path = self._prefix_path(tokens)
+        if path is None or self._has_prefix(tokens):
+            return
+        lc = self._lc
+        tmp = path.with_suffix(".tmp")
+        buf = (lc.llama_token * len(tokens))(*tokens)
+        try:
+            ok = lc.llama_state_seq_save_file(
+                self._ctx.ctx, str(tmp).encode(), slot.seq, buf, len(tokens)
+            )
+            if not ok:
+                raise OSError("llama_state_seq_save_file failed")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not save prefix state %s: %s", path, exc)
+            tmp.unlink(missing_ok=True)
+            return
+        self._prefixes.setdefault(len(tokens), set()).add(_token_hash(tokens))
+        self.stats.prefix_saves += 1
+        self._trim_prefix_files()
+
+    def _trim_prefix_files(self) -> None:
+        if self._prefix_dir is None:
+            return
+        files = sorted(self._prefix_dir.glob("*.state"), key=lambda p: p.stat().st_mtime)
+        for p in files[: max(0, len(files) - self._max_prefix_files)]:
+            n, _, h = p.stem.partition("-")
+            self._prefixes.get(int(n) if n.isdigit() else -1, set()).discard(h)
+            p.unlink(missing_ok=True)
+
+    # --- scheduling -----------------------------------------------------------------------------
+
+    def _submit(self, req: _Request) -> None:
+        with self._cv:
+            if self._closed:
+                raise EngineError("The model engine has shut down.")
+            self._pending.append(req)
+            self._cv.notify_all()
+
+    def _clear(self, slot: _Slot, keep: int = 0) -> None:
+        self._lc.llama_memory_seq_rm(self._mem, slot.seq, keep, -1)
+        del slot.tokens[keep:]
+
+    def _cells_needed(self, req: _Request) -> int:
+        return len(req.tokens) + req.sampling.max_tokens + 1
+
+    def _assign(self) -> None:
+        """Give waiting requests a slot: trainees before prewarms, then first come first served."""
+        self._pending.sort(key=lambda r: (r.priority, r.arrived))
+        for req in list(self._pending):
+            if req not in self._pending:
+                continue  # a prewarm taken over by a trainee's request just now
+            if req.cancelled:
+                self._pending.remove(req)
+                req.out.put(_DONE)
+                continue
+            if req.priority == 0:
+                self._absorb_warm(req)
+            idle = [s for s in self._slots if s.request is None]
+            if not idle:
+                return
+            slot = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
+            common = _common_prefix(slot.tokens, req.tokens)
+            prefix = self._best_prefix(req.tokens, longer_than=common)
+            if common == 0 or prefix is not None:
+                # nothing better in a slot: an empty slot, else the least recently used one
+                slot = min(idle, key=lambda s: (len(s.tokens) > 0, s.last_used))
+            if not self._make_room(slot, req):
+                return  # wait for a running reply to finish
+            self._pending.remove(req)
+            if prefix is not None and self._load_prefix(slot, prefix):
+                common = len(prefix)
+            else:
+                common = _common_prefix(slot.tokens, req.tokens)
+            common = min(common, len(req.tokens) - 1)  # the last prompt token gives the logits
+            self._clear(slot, common)
+            self.stats.prompt_tokens_reused += common
+            self.stats.last_prompt_read = len(req.tokens) - common
+            req.slot, req.done_prompt = slot, common
+            slot.request = req
+            slot.last_used = time.perf_counter()
+            req.sampler = self._sampler(req)
+            req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def _absorb_warm(self, req: _Request) -> None:
+        """A trainee's prompt that extends a prewarm still in progress takes it over, so the
+        persona prompt is read once; its state is still saved when the reading passes it."""
+        for s in self._slots:
+            w = s.request
+            if w is not None and w.priority == 1 and req.tokens[: len(w.tokens)] == w.tokens:
+                req.save_at = w.save_at
+                self._finish(w, None)
+        for w in [r for r in self._pending if r.priority == 1]:
+            if req.tokens[: len(w.tokens)] == w.tokens:
+                req.save_at = w.save_at
+                self._pending.remove(w)
+                self._finish(w, None)
+
+    def _make_room(self, slot: _Slot, req: _Request) -> bool:
+        """Evict idle sequences (least recently used first) until ``req`` fits the KV cache."""
+        def used() -> int:
+            total = 0
+            for s in self._slots:
+                if s.request is not None:
+                    total += max(len(s.tokens), self._cells_needed(s.request))
+                elif s is not slot:
+                    total += len(s.tokens)
+            return total
+
+        need = self._cells_needed(req)
+        victims = sorted(
+            (s for s in self._slots if s.request is None and s is not slot and s.tokens),
+            key=lambda s: s.last_used,
+        )
+        while used() + need > self.n_ctx and victims:
+            self._clear(victims.pop(0))
+            self.stats.evictions += 1
+        return used() + need <= self.n_ctx
+
+    def _sampler(self, req: _Request) -> Any:
+        from llama_cpp import _internals
+
+        sp = req.sampling
+        smp = _internals.LlamaSampler()
+        smp.add_penalties(
+            n_vocab=self._model.n_vocab(),
+            penalty_last_n=64,
+            penalty_repeat=sp.repeat_penalty,
+            penalty_freq=0.0,
+            penalty_present=0.0,
+        )
+        if sp.json:
+            from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+            smp.add_grammar(self._model, LlamaGrammar.from_string(JSON_GBNF, verbose=False))
+        if sp.temperature <= 0:
+            smp.add_greedy()
+        else:
+            smp.add_top_k(sp.top_k)
+            smp.add_top_p(sp.top_p, 1)
+            smp.add_min_p(sp.min_p, 1)
+            smp.add_temp(sp.temperature)
+            seed = sp.seed if sp.seed is not None else int.from_bytes(os.urandom(4), "little")
+            smp.add_dist(seed)
+        for t in req.tokens[-64:]:  # the repeat penalty sees the end of the prompt too
+            smp.accept(t)
+        return smp
+
+    # --- the worker loop ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not self._pending and not self._active():
+                    self._cv.wait()
+                if self._closed:
+                    for r in self._pending + self._active():
+                        r.out.put(EngineError("The model engine has shut down."))
+                    return
+                self._assign()
+            self._drop_cancelled()
+            if self._active():
+                try:
+                    self._step()
+                except Exception as exc:  # never leave a trainee waiting forever
+                    log.exception("engine step failed")
+                    for r in self._active():
+                        self._finish(r, EngineError(f"The model failed while replying: {exc}"))
+                        if r.slot is not None:
+                            self._clear(r.slot)
+
+    def _active(self) -> list[_Request]:
+        return [s.request for s in self._slots if s.request is not None]
+
+    def _drop_cancelled(self) -> None:
+        for r in self._active():
+            if r.cancelled:
+                self._finish(r, None)
+
+    def _finish(self, req: _Request, error: BaseException | None) -> None:
+        if req.finished:
+            return
+        req.finished = True
+        if req.slot is not None:
+            req.slot.request = None
+            req.slot.last_used = time.perf_counter()
+        if error is not None:
+            req.out.put(error)
+        else:
+            tail = req.held + (req.decoder.decode(b"", final=True) if req.decoder else "")
+            if tail:
+                req.out.put(tail)
+            req.out.put(_DONE)
+
+    def _step(self) -> None:
+        b = self._batch
+        b.reset()
+        outputs: list[tuple[_Request, int]] = []
+        # one token for every reply being generated ...
+        for req in self._active():
+            if req.next_token is not None and req.slot is not None:
+                outputs.append((req, b.batch.n_tokens))
+                self._add(req.slot, req.next_token, logits=True)
+        # ... and prompt chunks, oldest trainee first, in what room is left in the batch
+        prefill = sorted(
+            (r for r in self._active() if r.next_token is None), key=lambda r: (r.priority, r.arrived)
+        )
+        saves: list[_Slot] = []
+        for req in prefill:
+            room = self.n_batch - b.batch.n_tokens
+            if room <= 0:
+                break
+            end = min(len(req.tokens), req.done_prompt + room)
+            if req.save_at is not None and req.done_prompt < req.save_at:
+                end = min(end, req.save_at)
+            assert req.slot is not None
+            for i in range(req.done_prompt, end):
+                last = i == len(req.tokens) - 1
+                if last:
+                    outputs.append((req, b.batch.n_tokens))
+                self._add(req.slot, req.tokens[i], logits=last)
+            self.stats.prompt_tokens_read += end - req.done_prompt
+            req.done_prompt = end
+            if req.save_at is not None and end == req.save_at:
+                saves.append(req.slot)
+        if b.batch.n_tokens == 0:
+            return
+        self._ctx.decode(b)
+        self.stats.steps += 1
+        seqs = {b.batch.seq_id[i][0] for i in range(b.batch.n_tokens)}
+        self.stats.max_batch_seqs = max(self.stats.max_batch_seqs, len(seqs))
+        for slot in saves:
+            self._save_prefix(slot)
+            if slot.request is not None and slot.request.priority == 1:
+                self._finish(slot.request, None)
+        for req, idx in outputs:
+            self._sample(req, idx)
+
+    def _add(self, slot: _Slot, token: int, logits: bool) -> None:
+        b = self._batch.batch
+        n = b.n_tokens
+        b.token[n] = token
+        b.pos[n] = len(slot.tokens)
+        b.seq_id[n][0] = slot.seq
+        b.n_seq_id[n] = 1
+        b.logits[n] = logits
+        b.n_tokens = n + 1
+        slot.tokens.append(token)
+
+    def _sample(self, req: _Request, idx: int) -> None:
+        if req.finished:
+            return
+        if req.sampling.max_tokens <= 0 or req.cancelled:
+            self._finish(req, None)
+            return
+        token = req.sampler.sample(self._ctx, idx)
+        if self._lc.llama_vocab_is_eog(self._vocab, token):
+            self._finish(req, None)
+            return
+        req.generated += 1
+        piece = req.decoder.decode(self._piece(token))
+        if self._emit(req, piece):
+            self._finish(req, None)
+            return
+        if req.generated >= req.sampling.max_tokens:
+            self._finish(req, None)
+            return
+        req.next_token = token
+
+    def _piece(self, token: int) -> bytes:
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = self._lc.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def _emit(self, req: _Request, piece: str) -> bool:
+        """Send text on, holding back what might be the start of a stop string. True: stop."""
+        text = req.held + piece
+        stops = req.sampling.stop
+        for s in stops:
+            at = text.find(s)
+            if at >= 0:
+                if text[:at]:
+                    req.out.put(text[:at])
+                req.held = ""
+                return True
+        keep = 0
+        for s in stops:
+            for k in range(min(len(s) - 1, len(text)), 0, -1):
+                if s.startswith(text[-k:]):
+                    keep = max(keep, k)
+                    break
+        out, req.held = (text[:-keep], text[-keep:]) if keep else (text, "")
+        if out:
+            req.out.put(out)
+        return False
