@@ -1355,6 +1355,7 @@ def main(settings: Settings | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     settings.ensure_dirs()
+    limit_malloc_arenas()
     from sim.local_llm import LocalModelError
 
     # the director scores each turn with the same grader the feedback uses (built below)
@@ -1394,7 +1395,13 @@ def main(settings: Settings | None = None) -> None:
         )
     repo = PersonaRepo(settings.persona_dir or PERSONA_DIR)
     demo = build_app(practice, grader, users=users, repo=repo)
-    demo.queue(default_concurrency_limit=4)
+    if settings.provider == "local" and settings.local_engine == "batched":
+        # read every persona's prompt once, in the background; after the first start the
+        # states come from disk and this returns at once (trainees' requests go first)
+        for persona in practice.personas.values():
+            practice.prewarm(persona)
+    # as many replies in flight as the batched engine decodes together
+    demo.queue(default_concurrency_limit=max(4, settings.local_slots))
     print(
         f"Rapport is running at http://{settings.host}:{settings.port}  "
         f"(provider: {settings.provider}, sign-in: {'on' if settings.auth else 'off'})"
@@ -1406,6 +1413,24 @@ def main(settings: Settings | None = None) -> None:
         auth=gradio_auth(users) if settings.auth else None,
         auth_message="Sign in to Rapport with the account your trainer gave you.",
     )
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas. Gradio serves each request on a worker thread and
+    every thread that allocates gets an arena of its own that is rarely given back: with
+    several trainees at once that was hundreds of MiB of RSS (measured in bench/load.py).
+    A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return
 
 
 def _judge(settings: Settings) -> Any:

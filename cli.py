@@ -138,6 +138,39 @@ def model_prepare() -> None:
     typer.echo(f"model ready: {path}")
 
 
+@model_app.command("warm")
+def model_warm() -> None:
+    """Read every persona's prompt once with the embedded model and keep the states on disk
+    (the cache dir), so the first reply of any session starts in about a second. The app
+    does this in the background at start; run it ahead on a new machine or after editing
+    personas."""
+    from sim.local_llm import LlamaCppChat, LocalModelError
+    from sim.persona import PERSONA_DIR, PersonaError, load_personas
+    from sim.prompt import Message, build_messages
+    from sim.providers import ProviderError, get_chat_model
+    from sim.settings import Settings
+
+    s = Settings()
+    try:
+        model = get_chat_model(s)
+        if not isinstance(model, LlamaCppChat) or model.engine != "batched":
+            typer.echo("nothing to warm: only the embedded model's batched engine keeps states")
+            return
+        personas = load_personas(s.persona_dir or PERSONA_DIR)
+        engine = model._engine()
+    except (ProviderError, LocalModelError, PersonaError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    before = engine.stats.prefix_saves
+    for p in personas.values():
+        model.warm(build_messages(p, [Message("customer", p.opening_line)]))
+    engine.wait_idle()
+    typer.echo(
+        f"{len(personas)} persona prompt(s): {engine.stats.prefix_saves - before} read and "
+        f"saved, the rest already on disk ({s.prefix_cache_dir})"
+    )
+
+
 @app.command()
 def chat(
     persona: Annotated[str, typer.Option("--persona", "-p", help="Persona id")],

@@ -121,18 +121,22 @@ class LlamaEngine:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         n_batch: int = 512,
-        n_ubatch: int = 256,
+        n_ubatch: int = 128,
         prefix_dir: Path | None = None,
         max_prefix_files: int = 64,
+        prefill_chunk: int = 128,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
+        from llama_cpp._logger import set_verbose
 
+        set_verbose(False)  # llama.cpp's own logging: errors only
         self._lc = llama_cpp
         self.model_path = model_path
         self.n_ctx_seq = n_ctx_seq
         self.n_slots = n_slots
         self.n_batch = n_batch
+        self.prefill_chunk = prefill_chunk
         threads = n_threads or max(1, os.cpu_count() or 1)
         mp = llama_cpp.llama_model_default_params()
         self._model = _internals.LlamaModel(path_model=str(model_path), params=mp, verbose=False)
@@ -140,7 +144,9 @@ class LlamaEngine:
         # Each session may use up to n_ctx_seq tokens; all sessions together share n_ctx cells.
         cp.n_ctx = max(n_ctx, n_ctx_seq)
         cp.n_batch = n_batch
-        cp.n_ubatch = min(n_ubatch, n_batch)  # compute buffer: ~150 MiB at 256 vs ~300 at 512
+        cp.n_ubatch = min(
+            n_ubatch, n_batch
+        )  # compute buffer: ~75 MiB at 128 vs ~300 at 512, same speed
         cp.n_seq_max = n_slots
         cp.kv_unified = True
         cp.n_threads = threads
@@ -208,10 +214,24 @@ class LlamaEngine:
                 if r.priority == 1 and r.tokens == tokens:
                     return  # already being warmed
         req = _Request(
-            tokens=tokens, sampling=Sampling(max_tokens=0), out=queue.Queue(), priority=1,
+            tokens=tokens,
+            sampling=Sampling(max_tokens=0),
+            out=queue.Queue(),
+            priority=1,
             save_at=len(tokens) if persist else None,
         )
         self._submit(req)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is waiting or running (e.g. after prewarming). False on timeout."""
+        end = None if timeout is None else time.perf_counter() + timeout
+        while True:
+            with self._cv:
+                if not self._pending and not self._active():
+                    return True
+            if end is not None and time.perf_counter() > end:
+                return False
+            time.sleep(0.05)
 
     def close(self) -> None:
         with self._cv:
@@ -243,8 +263,8 @@ class LlamaEngine:
     def _shared_prefix(self, messages: list[dict[str, str]]) -> list[int]:
         """The tokens every continuation of ``messages`` starts with (the template's
         generation prompt is cut off: the next real prompt has a user turn there)."""
-        a = self.tokenize_chat(messages + [{"role": "user", "content": "a"}])
-        b = self.tokenize_chat(messages + [{"role": "user", "content": "z"}])
+        a = self.tokenize_chat([*messages, {"role": "user", "content": "a"}])
+        b = self.tokenize_chat([*messages, {"role": "user", "content": "z"}])
         return a[: _common_prefix(a, b)]
 
     # --- prefix states on disk -----------------------------------------------------------------
@@ -367,6 +387,11 @@ class LlamaEngine:
             if req.priority == 0:
                 self._absorb_warm(req)
             idle = [s for s in self._slots if s.request is None]
+            if not idle and req.priority == 0:
+                warming = [s for s in self._slots if s.request and s.request.priority == 1]
+                if warming:  # a trainee outranks a prewarm; what it read stays in the slot
+                    self._finish(warming[0].request, None)  # type: ignore[arg-type]
+                    idle = [warming[0]]
             if not idle:
                 return
             slot = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
@@ -408,6 +433,7 @@ class LlamaEngine:
 
     def _make_room(self, slot: _Slot, req: _Request) -> bool:
         """Evict idle sequences (least recently used first) until ``req`` fits the KV cache."""
+
         def used() -> int:
             total = 0
             for s in self._slots:
@@ -511,13 +537,25 @@ class LlamaEngine:
             if req.next_token is not None and req.slot is not None:
                 outputs.append((req, b.batch.n_tokens))
                 self._add(req.slot, req.next_token, logits=True)
-        # ... and prompt chunks, oldest trainee first, in what room is left in the batch
+        # ... and prompt chunks, oldest trainee first, in what room is left in the batch. While
+        # replies are streaming, a chunk is kept small (a step with 128 prompt tokens takes
+        # ~2 s on 2 cores) so they don't stall; prewarms wait until no trainee is waiting.
+        decoding = b.batch.n_tokens > 0
+        trainee_waiting = any(r.priority == 0 for r in self._active() + self._pending)
+        # a prewarm alone also reads small chunks: a trainee who arrives waits one chunk at most
+        budget = self.prefill_chunk if decoding or not trainee_waiting else self.n_batch
         prefill = sorted(
-            (r for r in self._active() if r.next_token is None), key=lambda r: (r.priority, r.arrived)
+            (
+                r
+                for r in self._active()
+                if r.next_token is None and not (r.priority == 1 and trainee_waiting)
+            ),
+            key=lambda r: (r.priority, r.arrived),
         )
         saves: list[_Slot] = []
+        used = 0
         for req in prefill:
-            room = self.n_batch - b.batch.n_tokens
+            room = min(self.n_batch - b.batch.n_tokens, budget - used)
             if room <= 0:
                 break
             end = min(len(req.tokens), req.done_prompt + room)
@@ -530,10 +568,13 @@ class LlamaEngine:
                     outputs.append((req, b.batch.n_tokens))
                 self._add(req.slot, req.tokens[i], logits=last)
             self.stats.prompt_tokens_read += end - req.done_prompt
+            used += end - req.done_prompt
             req.done_prompt = end
             if req.save_at is not None and end == req.save_at:
                 saves.append(req.slot)
         if b.batch.n_tokens == 0:
+            with self._cv:  # nothing can move until a request arrives or is cancelled
+                self._cv.wait(timeout=0.05)
             return
         self._ctx.decode(b)
         self.stats.steps += 1

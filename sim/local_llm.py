@@ -127,7 +127,10 @@ def _drop_scores_buffer(llm: Llama) -> None:
 
 
 def load_engine(
-    model_path: Path, n_ctx: int = 4096, n_threads: int | None = None, slots: int = 8,
+    model_path: Path,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    slots: int = 8,
     prefix_dir: Path | None = None,
 ) -> LlamaEngine:
     """Load (once per process) and return the batched engine for this model file."""
@@ -154,8 +157,12 @@ def load_engine(
             )
         try:
             engine = LlamaEngine(
-                model_path, n_ctx_seq=n_ctx, n_slots=slots, n_ctx=max(8192, 2 * n_ctx),
-                n_threads=threads, prefix_dir=prefix_dir,
+                model_path,
+                n_ctx_seq=n_ctx,
+                n_slots=slots,
+                n_ctx=max(8192, 2 * n_ctx),
+                n_threads=threads,
+                prefix_dir=prefix_dir,
             )
         except (ValueError, RuntimeError) as exc:
             raise LocalModelError(
@@ -249,9 +256,7 @@ class LlamaCppChat(BaseChatModel):
         return params
 
     def _engine(self) -> LlamaEngine:
-        return load_engine(
-            self.model_path, self.n_ctx, self.n_threads, self.slots, self.prefix_dir
-        )
+        return load_engine(self.model_path, self.n_ctx, self.n_threads, self.slots, self.prefix_dir)
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on first use), so a missing, corrupt or

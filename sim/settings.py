@@ -115,9 +115,10 @@ class Settings(BaseSettings):
 
     @property
     def prefix_cache_dir(self) -> Path:
-        base = self.cache_dir or Path(
-            os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        ) / "rapport"
+        base = (
+            self.cache_dir
+            or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rapport"
+        )
         return base / "prefix-states"
 
     @property

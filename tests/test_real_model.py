@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.local_llm import LlamaCppChat
+from sim.local_llm import LlamaCppChat, to_openai_messages
 from sim.persona import load_personas
-from sim.prompt import Message
+from sim.prompt import Message, build_messages
 from sim.simulator import CustomerTurn
 
 pytestmark = pytest.mark.real_model
@@ -19,8 +19,14 @@ ROLE_TOKENS = re.compile(r"<\|[^|]+\|>|\bAgent:|\bCustomer:")
 
 
 @pytest.fixture(scope="module")
-def qwen(default_model_path: Path) -> LlamaCppChat:
-    return LlamaCppChat(model_path=default_model_path, temperature=0.7, max_tokens=80, seed=7)
+def qwen(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> LlamaCppChat:
+    return LlamaCppChat(
+        model_path=default_model_path,
+        temperature=0.7,
+        max_tokens=80,
+        seed=7,
+        prefix_dir=tmp_path_factory.mktemp("prefix-states"),
+    )
 
 
 @pytest.mark.parametrize("persona_id", ["irate_broadband_outage", "grieving_cloud_photos"])
@@ -39,13 +45,35 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
     assert "how can i help" not in reply.text.lower()
 
 
-def test_prefix_is_reused_between_turns(
-    qwen: LlamaCppChat, monkeypatch: pytest.MonkeyPatch
+def test_prefix_is_reused_between_turns(qwen: LlamaCppChat) -> None:
+    """Turn 2 must not re-read the persona prompt: the engine reads only the new tokens."""
+    engine = qwen._engine()
+    p = PERSONAS["confused_energy_bill"]
+    h = [
+        Message("customer", p.opening_line),
+        Message("agent", "Hello Doreen, what does the bill say?"),
+    ]
+    first = CustomerTurn(qwen, p, h).run()
+    h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
+    CustomerTurn(qwen, p, h).run()
+    full_prompt = len(engine.tokenize_chat(to_openai_messages(build_messages(p, h))))
+    assert 0 < engine.stats.last_prompt_read < 0.25 * full_prompt, (
+        engine.stats.last_prompt_read,
+        full_prompt,
+    )
+
+
+def test_single_engine_reuses_prefix_too(
+    default_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Turn 2 must not re-read the persona prompt: llama.cpp evaluates only the new tokens."""
+    """The baseline path (one shared Llama behind a lock) keeps llama.cpp's prefix reuse."""
     from sim.local_llm import load_llama
 
-    llm, _ = load_llama(qwen.model_path, qwen.n_ctx, qwen.n_threads)
+    single = LlamaCppChat(
+        model_path=default_model_path, max_tokens=24, seed=7, engine="single", n_ctx=2048
+    )
+    llm, _ = load_llama(single.model_path, single.n_ctx, single.n_threads)
+    assert llm.scores.shape[0] == 1  # the unused n_batch x n_vocab logits buffer is gone
     evaluated: list[int] = []
     real_eval = llm.eval
 
@@ -59,10 +87,10 @@ def test_prefix_is_reused_between_turns(
         Message("customer", p.opening_line),
         Message("agent", "Hello Doreen, what does the bill say?"),
     ]
-    first = CustomerTurn(qwen, p, h).run()
+    first = CustomerTurn(single, p, h).run()
     h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
     evaluated.clear()
-    CustomerTurn(qwen, p, h).run()
+    CustomerTurn(single, p, h).run()
     prompt_eval = evaluated[0]  # the first eval call is the prompt; the rest are sampled tokens
     full_prompt = llm.n_tokens - sum(evaluated[1:])
     assert prompt_eval < 0.25 * full_prompt, (prompt_eval, full_prompt)
@@ -87,7 +115,7 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
     """Regression: the stock cache ignored the logits copy in each state (~300 MiB on Qwen)."""
     from sim.local_llm import _state_cache, load_llama
 
-    tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=8, n_ctx=1024, seed=1)
+    tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=8, n_ctx=1024, seed=1, engine="single")
     llm, _ = load_llama(tiny.model_path, tiny.n_ctx, tiny.n_threads)
     cap = 250 << 20
     llm.set_cache(_state_cache(cap))

@@ -1,0 +1,163 @@
+"""The batched engine on a real (small) model: several sessions per step, prefix reuse,
+persona-prompt states on disk, cancellation, and limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Queue
+
+import pytest
+
+from sim.llama_engine import EngineError, LlamaEngine, Sampling, _Request
+from sim.local_llm import to_openai_messages
+from sim.persona import load_personas
+from sim.prompt import Message, build_messages
+
+PERSONAS = load_personas()
+
+
+def chat(pid: str, agent: str = "I'm sorry. What happened?") -> list[dict[str, str]]:
+    p = PERSONAS[pid]
+    return to_openai_messages(
+        build_messages(p, [Message("customer", p.opening_line), Message("agent", agent)])
+    )
+
+
+def opening(pid: str) -> list[dict[str, str]]:
+    p = PERSONAS[pid]
+    return to_openai_messages(build_messages(p, [Message("customer", p.opening_line)]))
+
+
+@pytest.fixture
+def engine(smollm2_path: Path, tmp_path: Path) -> Iterator[LlamaEngine]:
+    eng = LlamaEngine(smollm2_path, n_ctx_seq=2048, n_slots=4, n_ctx=4096, prefix_dir=tmp_path)
+    yield eng
+    eng.close()
+
+
+def reply(eng: LlamaEngine, messages: list[dict[str, str]], n: int = 16, seed: int = 1) -> str:
+    return "".join(eng.stream(messages, Sampling(max_tokens=n, seed=seed)))
+
+
+@pytest.mark.real_model
+def test_sessions_are_decoded_together_and_each_gets_its_own_reply(engine: LlamaEngine) -> None:
+    ids = list(PERSONAS)[:3]
+    out: dict[str, str] = {}
+    start = threading.Barrier(len(ids))
+
+    def run(pid: str) -> None:
+        start.wait()
+        out[pid] = reply(engine, chat(pid), n=24)
+
+    threads = [threading.Thread(target=run, args=(pid,)) for pid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert set(out) == set(ids) and all(text.strip() for text in out.values())
+    assert engine.stats.max_batch_seqs >= 2  # one llama.cpp step carried several sessions
+    assert len(set(out.values())) == len(ids)
+
+
+@pytest.mark.real_model
+def test_turn_two_reads_only_the_new_turn(engine: LlamaEngine) -> None:
+    pid = "confused_energy_bill"
+    first = reply(engine, chat(pid, "Hello Doreen, what does the bill say?"))
+    p = PERSONAS[pid]
+    h = [
+        Message("customer", p.opening_line),
+        Message("agent", "Hello Doreen, what does the bill say?"),
+        Message("customer", first),
+        Message("agent", "And what do you normally pay?"),
+    ]
+    messages = to_openai_messages(build_messages(p, h))
+    assert reply(engine, messages).strip()
+    full = len(engine.tokenize_chat(messages))
+    assert 0 < engine.stats.last_prompt_read < 0.25 * full
+
+
+@pytest.mark.real_model
+def test_persona_prompt_state_is_kept_on_disk_and_reused(
+    smollm2_path: Path, tmp_path: Path
+) -> None:
+    pid = "rushed_airline_rebooking"
+    first = LlamaEngine(smollm2_path, n_ctx_seq=2048, n_slots=2, n_ctx=4096, prefix_dir=tmp_path)
+    try:
+        first.warm(opening(pid))
+        assert reply(first, chat(pid)).strip()
+        assert first.stats.prefix_saves == 1
+    finally:
+        first.close()
+    files = list(tmp_path.glob("*.state"))
+    assert len(files) == 1
+
+    # a fresh process (here: a fresh engine) starts from the saved state
+    second = LlamaEngine(smollm2_path, n_ctx_seq=2048, n_slots=2, n_ctx=4096, prefix_dir=tmp_path)
+    try:
+        full = len(second.tokenize_chat(chat(pid)))
+        assert reply(second, chat(pid)).strip()
+        assert second.stats.prefix_loads == 1
+        assert second.stats.last_prompt_read < 0.25 * full
+    finally:
+        second.close()
+
+    # a damaged state file is a cache miss: the reply still comes, the file is dropped
+    files[0].write_bytes(b"not a llama state")
+    third = LlamaEngine(smollm2_path, n_ctx_seq=2048, n_slots=2, n_ctx=4096, prefix_dir=tmp_path)
+    try:
+        assert reply(third, chat(pid)).strip()
+        assert third.stats.prefix_loads == 0
+        assert third.stats.last_prompt_read == len(third.tokenize_chat(chat(pid)))
+        assert not files[0].exists()
+    finally:
+        third.close()
+
+
+@pytest.mark.real_model
+def test_a_resumed_history_is_warmed_but_never_written_to_disk(engine: LlamaEngine) -> None:
+    engine.warm(chat("grieving_cloud_photos", "I'm so sorry for your loss."), persist=False)
+    assert reply(engine, chat("grieving_cloud_photos", "I'm so sorry for your loss.")).strip()
+    assert engine.stats.prefix_saves == 0
+    assert not list(engine._prefix_dir.glob("*.state"))  # type: ignore[union-attr]
+
+
+@pytest.mark.real_model
+def test_a_reader_who_stops_early_frees_the_slot(smollm2_path: Path, tmp_path: Path) -> None:
+    eng = LlamaEngine(smollm2_path, n_ctx_seq=2048, n_slots=1, n_ctx=2048, prefix_dir=tmp_path)
+    try:
+        stream = eng.stream(chat("irate_gym_cancellation"), Sampling(max_tokens=200, seed=1))
+        next(stream)
+        stream.close()  # the trainee left mid-reply
+        # with one slot, this only finishes if the abandoned reply let go of it
+        assert reply(eng, chat("confused_energy_bill")).strip()
+    finally:
+        eng.close()
+
+
+@pytest.mark.real_model
+def test_a_prompt_longer_than_the_context_is_refused_plainly(engine: LlamaEngine) -> None:
+    long_agent = "Could you tell me more about that? " * 400
+    with pytest.raises(EngineError, match="too long for the model's context"):
+        reply(engine, chat("confused_energy_bill", long_agent))
+    assert reply(engine, chat("confused_energy_bill")).strip()  # the engine still serves
+
+
+def _emitted(pieces: list[str], stop: tuple[str, ...]) -> tuple[str, bool]:
+    req = _Request(tokens=[], sampling=Sampling(stop=stop), out=Queue())
+    stopped = False
+    for piece in pieces:
+        if LlamaEngine._emit(None, req, piece):  # type: ignore[arg-type]
+            stopped = True
+            break
+    text = ""
+    while not req.out.empty():
+        text += req.out.get()
+    return text + ("" if stopped else req.held), stopped
+
+
+def test_stop_strings_are_cut_even_when_split_across_tokens() -> None:
+    assert _emitted(["Fine. ", "Age", "nt: hello"], ("Agent:",)) == ("Fine. ", True)
+    assert _emitted(["Fine. Ag", "ain"], ("Agent:",)) == ("Fine. Again", False)
+    assert _emitted(["no stops here"], ()) == ("no stops here", False)
