@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from sim.llama_engine import EngineError, Sampling
+from sim.llama_engine import EngineError, Sampling, release_mapped_weights
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -107,6 +107,7 @@ def load_llama(
                 "(run: rapport model prepare) or there may not be enough memory."
             ) from exc
         _drop_scores_buffer(llm)
+        release_mapped_weights(model_path)
         if cache_bytes > 0:
             llm.set_cache(_state_cache(cache_bytes))
         _instances[key] = (llm, threading.Lock())

@@ -161,3 +161,31 @@ def test_stop_strings_are_cut_even_when_split_across_tokens() -> None:
     assert _emitted(["Fine. ", "Age", "nt: hello"], ("Agent:",)) == ("Fine. ", True)
     assert _emitted(["Fine. Ag", "ain"], ("Agent:",)) == ("Fine. Again", False)
     assert _emitted(["no stops here"], ()) == ("no stops here", False)
+
+
+def _mapped_rss(path: Path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    target = str(path.resolve())
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            first = line.split(maxsplit=1)[0] if line.strip() else ""
+            if not first.endswith(":"):  # a mapping's header: range perms offset dev inode path
+                parts = line.split(maxsplit=5)
+                inside = len(parts) == 6 and parts[5].strip() == target
+            elif inside and first == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.mark.real_model
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux only")
+def test_loaded_weights_do_not_stay_resident_twice(smollm2_path: Path, tmp_path: Path) -> None:
+    """After load the mapped file's pages are released (llama.cpp works from its own copy or
+    faults them back in on use), and the model still generates."""
+    eng = LlamaEngine(smollm2_path, n_ctx_seq=1024, n_slots=1, n_ctx=1024, prefix_dir=tmp_path)
+    try:
+        assert _mapped_rss(smollm2_path) < 0.1 * smollm2_path.stat().st_size
+        assert reply(eng, chat("confused_energy_bill"), n=8).strip()
+    finally:
+        eng.close()
