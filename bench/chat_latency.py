@@ -2,7 +2,9 @@
 
     python -m bench.chat_latency [--turns 5] [--max-tokens 60] [--interleave-turns 3]
 
-What is measured, all on the one shared ``Llama`` the app uses (``sim.local_llm.load_llama``):
+What is measured, all on the one shared ``Llama`` of the single engine
+(``RAPPORT_LOCAL_ENGINE=single``, ``sim.local_llm.load_llama``). The app's default, the batched
+engine (``sim/llama_engine.py``), is measured against it under load in ``bench/load.py``.
 
 1. A scripted conversation with one persona through the app path (``CustomerTurn`` over
    ``LlamaCppChat``), real replies fed back. Per turn: time to first streamed token (TTFT),
@@ -608,6 +610,7 @@ def run(
         seed=1,
         n_threads=threads,
         n_ctx=n_ctx,
+        engine="single",  # the probe below hooks the shared Llama; see the module docstring
     )
     t0 = time.perf_counter()
     llm, lock = load_llama(model_path, n_ctx, threads)
