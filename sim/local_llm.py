@@ -84,15 +84,9 @@ def load_llama(
     with _instances_lock:
         if key in _instances:
             return _instances[key]
-        try:
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise LocalModelError(
-                "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
-            ) from exc
-        if not model_path.exists():
-            raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
-        check_memory(model_path)
+        _preflight(model_path)
+        from llama_cpp import Llama
+
         try:
             llm = Llama(
                 model_path=str(model_path),
@@ -102,16 +96,33 @@ def load_llama(
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
-            raise LocalModelError(
-                f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
-                "(run: rapport model prepare) or there may not be enough memory."
-            ) from exc
+            raise _load_error(model_path, exc) from exc
         _drop_scores_buffer(llm)
         release_mapped_weights(model_path)
         if cache_bytes > 0:
             llm.set_cache(_state_cache(cache_bytes))
         _instances[key] = (llm, threading.Lock())
         return _instances[key]
+
+
+def _preflight(model_path: Path) -> None:
+    """Clear errors before llama.cpp is asked to load anything."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise LocalModelError(
+            "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
+        ) from exc
+    if not model_path.exists():
+        raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
+    check_memory(model_path)
+
+
+def _load_error(model_path: Path, exc: Exception) -> LocalModelError:
+    return LocalModelError(
+        f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
+        "(run: rapport model prepare) or there may not be enough memory."
+    )
 
 
 def _drop_scores_buffer(llm: Llama) -> None:
@@ -140,17 +151,11 @@ def load_engine(
     with _instances_lock:
         if key in _engines:
             return _engines[key]
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise LocalModelError(
-                "llama-cpp-python is not installed. Run: make install  (or pip install -e '.[local]')"
-            ) from exc
+        _preflight(model_path)
+        import llama_cpp
+
         from sim.llama_engine import LlamaEngine
 
-        if not model_path.exists():
-            raise LocalModelError(f"Model file {model_path} not found. Run: rapport model prepare")
-        check_memory(model_path)
         if prefix_dir is not None:
             st = model_path.stat()
             prefix_dir = prefix_dir / (
@@ -166,10 +171,7 @@ def load_engine(
                 prefix_dir=prefix_dir,
             )
         except (ValueError, RuntimeError) as exc:
-            raise LocalModelError(
-                f"llama.cpp could not load {model_path}: {exc}. The file may be corrupt "
-                "(run: rapport model prepare) or there may not be enough memory."
-            ) from exc
+            raise _load_error(model_path, exc) from exc
         _engines[key] = engine
         return engine
 
