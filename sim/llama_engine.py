@@ -26,8 +26,10 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _DONE = object()
+# a complete sentence in a reply: what the app's guard waits for before it shows anything
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s|\n")
 
 
 class EngineError(RuntimeError):
@@ -63,6 +67,7 @@ class _Request:
     priority: int = 0  # 0: a trainee waiting; 1: prewarm
     save_at: int | None = None  # persist the state of tokens[:save_at] when it is read
     arrived: float = field(default_factory=time.perf_counter)
+    assigned: float = 0.0
     cancelled: bool = False
     finished: bool = False
     slot: _Slot | None = None
@@ -72,6 +77,9 @@ class _Request:
     sampler: Any = None
     decoder: Any = None
     held: str = ""
+    shown: str = ""  # text sent on so far, until its first sentence is complete
+    first_sentence: bool = False
+    reused: int = 0
 
 
 @dataclass(eq=False)
@@ -94,6 +102,9 @@ class EngineStats:
     prefix_saves: int = 0
     evictions: int = 0
     last_prompt_read: int = 0
+    deferred: int = 0  # times a reply already showing text sat out a step for newer ones
+    # per trainee request: seconds waiting for a sequence, then to the first token; tokens read
+    recent: deque[dict[str, float]] = field(default_factory=lambda: deque(maxlen=256))
 
 
 def release_mapped_weights(model_path: Path) -> int:
@@ -170,7 +181,10 @@ class LlamaEngine:
         self.prefill_chunk = prefill_chunk
         threads = n_threads or max(1, os.cpu_count() or 1)
         mp = llama_cpp.llama_model_default_params()
-        self._model = _internals.LlamaModel(path_model=str(model_path), params=mp, verbose=False)
+        # verbose=True only skips llama-cpp-python's redirect of the process's stdout/stderr
+        # during the load (output printed by other threads meanwhile was lost); llama.cpp's
+        # own log lines are already filtered by set_verbose(False) above.
+        self._model = _internals.LlamaModel(path_model=str(model_path), params=mp, verbose=True)
         cp = llama_cpp.llama_context_default_params()
         # Each session may use up to n_ctx_seq tokens; all sessions together share n_ctx cells.
         cp.n_ctx = max(n_ctx, n_ctx_seq)
@@ -196,6 +210,7 @@ class LlamaEngine:
         self._pending: list[_Request] = []
         self._cv = threading.Condition()
         self.stats = EngineStats()
+        self._tick = 0
         self._prefix_dir = prefix_dir
         self._max_prefix_files = max_prefix_files
         self._prefixes: dict[int, set[str]] = {}  # prefix length -> token hashes on disk
@@ -442,8 +457,10 @@ class LlamaEngine:
             common = min(common, len(req.tokens) - 1)  # the last prompt token gives the logits
             self._clear(slot, common)
             self.stats.prompt_tokens_reused += common
+            req.reused = common
             self.stats.last_prompt_read = len(req.tokens) - common
             req.slot, req.done_prompt = slot, common
+            req.assigned = time.perf_counter()
             slot.request = req
             slot.last_used = time.perf_counter()
             req.sampler = self._sampler(req)
@@ -562,8 +579,18 @@ class LlamaEngine:
         b = self._batch
         b.reset()
         outputs: list[tuple[_Request, int]] = []
-        # one token for every reply being generated ...
-        for req in self._active():
+        # One token for every reply being generated. Replies that have not yet completed their
+        # first sentence (what a trainee waits to see) go first: while there are any, replies
+        # already showing text join only every third step, so the newcomers' steps stay small.
+        self._tick += 1
+        active = self._active()
+        first_words = any(
+            r.priority == 0 and (r.next_token is None or not r.first_sentence) for r in active
+        )
+        for req in active:
+            if first_words and req.first_sentence and self._tick % 3:
+                self.stats.deferred += 1
+                continue
             if req.next_token is not None and req.slot is not None:
                 outputs.append((req, b.batch.n_tokens))
                 self._add(req.slot, req.next_token, logits=True)
@@ -635,6 +662,16 @@ class LlamaEngine:
             self._finish(req, None)
             return
         token = req.sampler.sample(self._ctx, idx)
+        if req.generated == 0 and req.priority == 0:
+            now = time.perf_counter()
+            self.stats.recent.append(
+                {
+                    "wait_s": req.assigned - req.arrived,
+                    "first_token_s": now - req.assigned,
+                    "read": len(req.tokens) - req.reused,
+                    "reused": req.reused,
+                }
+            )
         if self._lc.llama_vocab_is_eog(self._vocab, token):
             self._finish(req, None)
             return
@@ -677,4 +714,7 @@ class LlamaEngine:
         out, req.held = (text[:-keep], text[-keep:]) if keep else (text, "")
         if out:
             req.out.put(out)
+            if not req.first_sentence:
+                req.shown += out
+                req.first_sentence = bool(_SENTENCE_END.search(req.shown))
         return False

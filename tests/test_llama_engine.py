@@ -62,6 +62,35 @@ def test_sessions_are_decoded_together_and_each_gets_its_own_reply(engine: Llama
 
 
 @pytest.mark.real_model
+def test_a_new_reply_goes_ahead_of_one_already_showing_text(engine: LlamaEngine) -> None:
+    """First words first: while a newcomer has not finished its first sentence, a reply that
+    is already on screen decodes only every third step, and both still finish."""
+    shown = threading.Event()
+    texts: dict[str, str] = {}
+
+    def long_reply() -> None:
+        text = ""
+        for piece in engine.stream(
+            chat("irate_gym_cancellation"), Sampling(max_tokens=160, seed=3)
+        ):
+            text += piece
+            if any(m in text for m in (". ", "! ", "? ", "\n")):
+                shown.set()
+        texts["long"] = text
+        shown.set()
+
+    t = threading.Thread(target=long_reply)
+    t.start()
+    assert shown.wait(timeout=120)
+    if "long" in texts:
+        pytest.skip("the first reply finished before the second could start")
+    texts["new"] = reply(engine, chat("confused_energy_bill"), n=24)
+    t.join(timeout=300)
+    assert texts["new"].strip() and texts["long"].strip()
+    assert engine.stats.deferred > 0
+
+
+@pytest.mark.real_model
 def test_turn_two_reads_only_the_new_turn(engine: LlamaEngine) -> None:
     pid = "confused_energy_bill"
     first = reply(engine, chat(pid, "Hello Doreen, what does the bill say?"))
