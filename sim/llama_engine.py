@@ -103,6 +103,7 @@ class EngineStats:
     evictions: int = 0
     last_prompt_read: int = 0
     deferred: int = 0  # times a reply already showing text sat out a step for newer ones
+    shared: int = 0  # prompts that started from a prefix copied from another sequence
     # per trainee request: seconds waiting for a sequence, then to the first token; tokens read
     recent: deque[dict[str, float]] = field(default_factory=lambda: deque(maxlen=256))
 
@@ -441,17 +442,30 @@ class LlamaEngine:
                     idle = [warming[0]]
             if not idle:
                 return
-            slot = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
-            common = _common_prefix(slot.tokens, req.tokens)
+            best = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
+            common = _common_prefix(best.tokens, req.tokens)
             prefix = self._best_prefix(req.tokens, longer_than=common)
-            if common == 0 or prefix is not None:
-                # nothing better in a slot: an empty slot, else the least recently used one
-                slot = min(idle, key=lambda s: (len(s.tokens) > 0, s.last_used))
+            # an empty slot, else the least recently used one
+            spare = min(idle, key=lambda s: (len(s.tokens) > 0, s.last_used))
+            share = (
+                prefix is None
+                and 0 < common < len(best.tokens)
+                and not spare.tokens
+                and spare is not best
+            )
+            # A slot that holds another conversation beyond the shared part (say, another
+            # trainee with the same persona) is not cut back: the shared part is copied to an
+            # empty slot instead (in llama.cpp's unified KV cache the cells are shared).
+            slot = spare if common == 0 or prefix is not None or share else best
             if not self._make_room(slot, req):
                 return  # wait for a running reply to finish
             self._pending.remove(req)
             if prefix is not None and self._load_prefix(slot, prefix):
                 common = len(prefix)
+            elif share:
+                self._lc.llama_memory_seq_cp(self._mem, best.seq, slot.seq, 0, common)
+                slot.tokens = best.tokens[:common]
+                self.stats.shared += 1
             else:
                 common = _common_prefix(slot.tokens, req.tokens)
             common = min(common, len(req.tokens) - 1)  # the last prompt token gives the logits

@@ -108,6 +108,29 @@ def test_turn_two_reads_only_the_new_turn(engine: LlamaEngine) -> None:
 
 
 @pytest.mark.real_model
+def test_a_second_trainee_with_the_same_persona_does_not_cut_the_first_ones_state(
+    engine: LlamaEngine,
+) -> None:
+    pid = "irate_gym_cancellation"
+    p = PERSONAS[pid]
+    first = reply(engine, chat(pid, "I'm sorry. What happened with the cancellation?"))
+    # trainee B starts the same persona: the shared persona prompt is copied, not re-read
+    assert reply(engine, chat(pid, "Hello, how can I help you today?")).strip()
+    assert engine.stats.shared == 1
+    assert engine.stats.last_prompt_read < 0.25 * len(engine.tokenize_chat(chat(pid)))
+    # ... and trainee A's conversation is still all there: their turn 2 reads only the new turn
+    h = [
+        Message("customer", p.opening_line),
+        Message("agent", "I'm sorry. What happened with the cancellation?"),
+        Message("customer", first),
+        Message("agent", "When did you first ask to cancel?"),
+    ]
+    messages = to_openai_messages(build_messages(p, h))
+    assert reply(engine, messages).strip()
+    assert engine.stats.last_prompt_read < 0.25 * len(engine.tokenize_chat(messages))
+
+
+@pytest.mark.real_model
 def test_persona_prompt_state_is_kept_on_disk_and_reused(
     smollm2_path: Path, tmp_path: Path
 ) -> None:
