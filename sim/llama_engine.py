@@ -610,15 +610,15 @@ class LlamaEngine:
                 self._add(req.slot, req.next_token, logits=True)
         # ... and prompt chunks, oldest trainee first, in what room is left in the batch. While
         # replies are streaming, a chunk is kept small (a step with 128 prompt tokens takes
-        # ~2 s on 2 cores) so they don't stall; prewarms wait until no trainee is waiting.
+        # ~2 s on 2 cores) so they don't stall. Prewarms wait until no trainee is waiting, and
+        # read small chunks too, so a trainee who arrives waits one chunk at most.
         decoding = b.batch.n_tokens > 0
-        trainee_waiting = any(r.priority == 0 for r in self._active() + self._pending)
-        # a prewarm alone also reads small chunks: a trainee who arrives waits one chunk at most
+        trainee_waiting = any(r.priority == 0 for r in active + self._pending)
         budget = self.prefill_chunk if decoding or not trainee_waiting else self.n_batch
         prefill = sorted(
             (
                 r
-                for r in self._active()
+                for r in active
                 if r.next_token is None and not (r.priority == 1 and trainee_waiting)
             ),
             key=lambda r: (r.priority, r.arrived),

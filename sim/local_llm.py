@@ -305,8 +305,18 @@ class LlamaCppChat(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         if self.engine == "batched":
-            yield from self._stream_batched(messages, stop, run_manager, **kwargs)
-            return
+            pieces = self._pieces_batched(messages, stop, **kwargs)
+        else:
+            pieces = self._pieces_single(messages, stop, **kwargs)
+        for piece in pieces:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+
+    def _pieces_single(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> Iterator[str]:
         llm, lock = self._llama()
         with lock:
             stream = llm.create_chat_completion(
@@ -317,20 +327,12 @@ class LlamaCppChat(BaseChatModel):
             for part in stream:
                 choice: Any = part["choices"][0]  # type: ignore[index]
                 piece = str(choice.get("delta", {}).get("content") or "")
-                if not piece:
-                    continue
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
+                if piece:
+                    yield piece
 
-    def _stream_batched(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
+    def _pieces_batched(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> Iterator[str]:
         p = self._params(stop, **kwargs)
         rf = p.get("response_format") or {}
         sampling = Sampling(
@@ -343,11 +345,6 @@ class LlamaCppChat(BaseChatModel):
             json=isinstance(rf, dict) and rf.get("type") == "json_object",
         )
         try:
-            pieces = self._engine().stream(to_openai_messages(messages), sampling)
-            for piece in pieces:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
+            yield from self._engine().stream(to_openai_messages(messages), sampling)
         except EngineError as exc:
             raise ValueError(str(exc)) from exc
