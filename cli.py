@@ -157,7 +157,7 @@ def model_warm() -> None:
             typer.echo("nothing to warm: only the embedded model's batched engine keeps states")
             return
         personas = load_personas(s.persona_dir or PERSONA_DIR)
-        engine = model._engine()
+        engine = model.batched_engine()
     except (ProviderError, LocalModelError, PersonaError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -87,7 +87,17 @@ def machine_info() -> dict[str, Any]:
         "loadavg": loadavg(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
+        "llama_cpp_build": llama_cpp_build(),
     }
+
+
+def llama_cpp_build() -> str | None:
+    """The instruction sets llama.cpp was compiled for (the Makefile picks them per CPU)."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    return str(llama_cpp.llama_print_system_info().decode().strip())
 
 
 def ratio(value: float | None, baseline: float | None) -> float | None:

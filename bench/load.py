@@ -747,6 +747,7 @@ def run_level(
     ]
     load_start = loadavg()
     cpu_start = cpu_seconds(pid)
+    client_cpu_start = time.process_time()
     t_level = time.perf_counter()
     deadline = t_level + max_seconds
     threads = []
@@ -775,6 +776,7 @@ def run_level(
             th.join(timeout=max(1.0, deadline - time.perf_counter() + reply_timeout + 120))
         wall = time.perf_counter() - t_level
         cpu_end = cpu_seconds(pid)
+        client_cpu = time.process_time() - client_cpu_start
         hung = [t.idx for t, th in zip(trainees, threads, strict=True) if th.is_alive()]
         for i in hung:
             trainees[i].errors.append("still running when the level was stopped")
@@ -808,6 +810,9 @@ def run_level(
             # count means other load on the machine slowed this level down
             "app_cpu_s": cpu_used,
             "app_cores_busy": cpu_used / wall if cpu_used is not None and wall else None,
+            # ... and what this load generator took from the same cores meanwhile
+            "client_cpu_s": client_cpu,
+            "client_cores_busy": client_cpu / wall if wall else None,
             "rss_ready_mib": ready.rss_mib if ready else None,
             "memory": mem,
             "trainee_detail": [
@@ -1168,6 +1173,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--read", type=float, default=0.0, help="seconds before the first message")
     ap.add_argument("--think", type=float, default=0.0, help="seconds between reply and message")
     ap.add_argument("--ramp", type=float, default=0.0, help="seconds between trainee starts")
+    ap.add_argument(
+        "--poll",
+        type=float,
+        default=0.005,
+        help="seconds between looks at a streaming reply (the TTFT resolution)",
+    )
     ap.add_argument("--no-end", action="store_true", help="don't end (grade) the sessions")
     ap.add_argument("--keep-data", action="store_true", help="keep each level's data dir")
     ap.add_argument(
@@ -1193,6 +1204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         personas=a.personas,
         provider=a.provider,
         fake_script=a.fake_script,
+        poll=a.poll,
         app_env=dict(kv.split("=", 1) for kv in a.app_env),
         seed=None if a.seed == -1 else a.seed,
         threads=a.threads,

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _DONE = object()
@@ -80,6 +82,7 @@ class _Request:
     shown: str = ""  # text sent on so far, until its first sentence is complete
     first_sentence: bool = False
     reused: int = 0
+    timing: dict[str, float] | None = None  # this request's entry in ``EngineStats.recent``
 
 
 @dataclass(eq=False)
@@ -104,7 +107,10 @@ class EngineStats:
     last_prompt_read: int = 0
     deferred: int = 0  # times a reply already showing text sat out a step for newer ones
     shared: int = 0  # prompts that started from a prefix copied from another sequence
-    # per trainee request: seconds waiting for a sequence, then to the first token; tokens read
+    shifted: int = 0  # conversations cut to fit the context whose cache was shifted, not re-read
+    # per trainee request, in seconds from arrival: a sequence assigned (wait_s), the prompt
+    # read (prompt_s), the first token (first_token_s, from assignment), the first complete
+    # sentence (sentence_s); tokens read and reused
     recent: deque[dict[str, float]] = field(default_factory=lambda: deque(maxlen=256))
 
 
@@ -147,9 +153,35 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
-def _token_hash(tokens: list[int]) -> str:
-    import numpy as np
+def _dropped_span(
+    held: list[int], want: list[int], min_gain: int, slack: int = 16
+) -> tuple[int, int, int] | None:
+    """Where ``want`` continues the conversation in ``held`` with a span of its middle removed
+    (its oldest turns dropped to fit the context): ``(start, length, matched)``, meaning
+    ``held[start + length:][:matched] == want[start:][:matched]``, with ``matched`` at least
+    ``min_gain`` and running to the end of ``held`` (give or take ``slack`` tokens: the last
+    reply may tokenize differently when read back). None if there is no such span.
 
+    Requiring all of ``held``'s tail keeps another conversation that merely shares a few
+    messages (two trainees typing the same thing to one persona) from being taken."""
+    start = _common_prefix(held, want)
+    if start >= len(want) - 1 or start >= len(held):
+        return None
+    h = np.asarray(held, dtype=np.int64)
+    w = np.asarray(want[start:], dtype=np.int64)
+    for at in np.flatnonzero(h[start + 1 :] == w[0]):
+        j = int(at) + start + 1
+        n = min(len(h) - j, len(w))
+        if n < min_gain:
+            break
+        diff = np.flatnonzero(h[j : j + n] != w[:n])
+        matched = int(diff[0]) if len(diff) else n
+        if matched >= min_gain and j + matched >= len(h) - slack:
+            return start, j - start, matched
+    return None
+
+
+def _token_hash(tokens: list[int]) -> str:
     return hashlib.sha256(np.asarray(tokens, dtype=np.int32).tobytes()).hexdigest()[:20]
 
 
@@ -206,6 +238,7 @@ class LlamaEngine:
         self.n_ctx = cp.n_ctx
         self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
         self._mem = llama_cpp.llama_get_memory(self._ctx.ctx)
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
         self._formatter = self._chat_formatter()
         self._slots = [_Slot(seq=i) for i in range(n_slots)]
         self._pending: list[_Request] = []
@@ -442,6 +475,7 @@ class LlamaEngine:
                     idle = [warming[0]]
             if not idle:
                 return
+            self._realign(idle, req)
             best = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
             common = _common_prefix(best.tokens, req.tokens)
             prefix = self._best_prefix(req.tokens, longer_than=common)
@@ -479,6 +513,28 @@ class LlamaEngine:
             slot.last_used = time.perf_counter()
             req.sampler = self._sampler(req)
             req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def _realign(self, idle: list[_Slot], req: _Request) -> None:
+        """If ``req`` continues an idle conversation whose oldest turns were dropped to fit the
+        context, drop the same span from that sequence's cache and shift what follows back
+        (llama.cpp's context shift), so the kept turns are not read again."""
+        if not self._can_shift:
+            return
+        plain = max(_common_prefix(s.tokens, req.tokens) for s in idle)
+        found = [
+            (span, s)
+            for s in idle
+            if (span := _dropped_span(s.tokens, req.tokens, min_gain=64)) is not None
+        ]
+        if not found:
+            return
+        (start, length, matched), slot = max(found, key=lambda f: f[0][0] + f[0][2])
+        if start + matched <= plain:
+            return
+        self._lc.llama_memory_seq_rm(self._mem, slot.seq, start, start + length)
+        self._lc.llama_memory_seq_add(self._mem, slot.seq, start + length, -1, -length)
+        del slot.tokens[start : start + length]
+        self.stats.shifted += 1
 
     def _absorb_warm(self, req: _Request) -> None:
         """A trainee's prompt that extends a prewarm still in progress takes it over, so the
@@ -678,14 +734,14 @@ class LlamaEngine:
         token = req.sampler.sample(self._ctx, idx)
         if req.generated == 0 and req.priority == 0:
             now = time.perf_counter()
-            self.stats.recent.append(
-                {
-                    "wait_s": req.assigned - req.arrived,
-                    "first_token_s": now - req.assigned,
-                    "read": len(req.tokens) - req.reused,
-                    "reused": req.reused,
-                }
-            )
+            req.timing = {
+                "wait_s": req.assigned - req.arrived,
+                "prompt_s": now - req.arrived,
+                "first_token_s": now - req.assigned,
+                "read": len(req.tokens) - req.reused,
+                "reused": req.reused,
+            }
+            self.stats.recent.append(req.timing)
         if self._lc.llama_vocab_is_eog(self._vocab, token):
             self._finish(req, None)
             return
@@ -731,4 +787,6 @@ class LlamaEngine:
             if not req.first_sentence:
                 req.shown += out
                 req.first_sentence = bool(_SENTENCE_END.search(req.shown))
+                if req.first_sentence and req.timing is not None:
+                    req.timing["sentence_s"] = time.perf_counter() - req.arrived
         return False

@@ -12,9 +12,11 @@ Two ways to serve many sessions from one model file (``RAPPORT_LOCAL_ENGINE``):
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict
 
 from sim.llama_engine import EngineError, Sampling, release_mapped_weights
+from sim.model_files import known_digest
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -157,9 +162,14 @@ def load_engine(
         from sim.llama_engine import LlamaEngine
 
         if prefix_dir is not None:
+            # saved states are only loaded by the same model (by digest, so re-assembling the
+            # file keeps them) and the same llama.cpp build (version and instruction sets)
             st = model_path.stat()
+            digest = known_digest(model_path)
+            model_key = digest[:16] if digest else f"{st.st_size}-{int(st.st_mtime)}"
+            build = hashlib.sha256(llama_cpp.llama_print_system_info()).hexdigest()[:8]
             prefix_dir = prefix_dir / (
-                f"{model_path.stem}-{st.st_size}-{int(st.st_mtime)}-llama-cpp-{llama_cpp.__version__}"
+                f"{model_path.stem}-{model_key}-llama-cpp-{llama_cpp.__version__}-{build}"
             )
         try:
             engine = LlamaEngine(
@@ -213,6 +223,37 @@ def to_openai_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
+def fit_to_context(
+    messages: list[dict[str, str]],
+    count: Callable[[list[dict[str, str]]], int],
+    limit: int,
+    block: int = 4,
+) -> tuple[list[dict[str, str]], int]:
+    """Drop a conversation's oldest exchanges until ``count`` (prompt tokens) is within ``limit``.
+
+    Keeps the system message(s), the first message after them (a persona's opening line) and
+    the last message, and drops exchanges (a message and its answer) ``block`` at a time. Cut
+    in blocks, each turn's prompt still extends the previous one between two cuts, so the
+    engine reuses what it has read; at a cut it drops the same span from its cache and shifts
+    the rest (``LlamaEngine``), so nothing is read again either. Returns the messages and how
+    many were dropped; unchanged when even the shortest cut would not fit.
+    """
+    if count(messages) <= limit:
+        return messages, 0
+    head = 1
+    while head < len(messages) and messages[head - 1]["role"] == "system":
+        head += 1
+    body = messages[head:-1]
+    pairs = len(body) // 2
+    k = 0
+    while k < pairs:
+        k = min(k + block, pairs)
+        kept = messages[:head] + body[2 * k :] + messages[-1:]
+        if count(kept) <= limit:
+            return kept, 2 * k
+    return messages, 0
+
+
 class LlamaCppChat(BaseChatModel):
     """LangChain chat model over a shared llama-cpp-python ``Llama``."""
 
@@ -258,14 +299,16 @@ class LlamaCppChat(BaseChatModel):
             params["response_format"] = kwargs["response_format"]
         return params
 
-    def _engine(self) -> LlamaEngine:
+    def batched_engine(self) -> LlamaEngine:
+        """The batched engine this model shares with every other user of the same file (loaded
+        on first call); its ``stats`` and ``wait_idle`` are for tools, tests and benchmarks."""
         return load_engine(self.model_path, self.n_ctx, self.n_threads, self.slots, self.prefix_dir)
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on first use), so a missing, corrupt or
         too-large model fails at start with a clear :class:`LocalModelError`."""
         if self.engine == "batched":
-            self._engine()
+            self.batched_engine()
         else:
             self._llama()
 
@@ -277,7 +320,7 @@ class LlamaCppChat(BaseChatModel):
         persona prompt's state on disk; a longer history (a resumed session) is read but not
         saved, so no conversation is written to the cache."""
         if self.engine == "batched":
-            self._engine().warm(to_openai_messages(messages), persist=len(messages) <= 2)
+            self.batched_engine().warm(to_openai_messages(messages), persist=len(messages) <= 2)
             return
         llm, lock = self._llama()
         with lock:
@@ -344,7 +387,17 @@ class LlamaCppChat(BaseChatModel):
             stop=tuple(p["stop"] or ()),
             json=isinstance(rf, dict) and rf.get("type") == "json_object",
         )
+        engine = self.batched_engine()
+        msgs, dropped = fit_to_context(
+            to_openai_messages(messages),
+            lambda m: len(engine.tokenize_chat(m)),
+            engine.n_ctx_seq - sampling.max_tokens - 1,
+        )
+        if dropped:
+            log.info(
+                "conversation longer than the context: its %d oldest messages left out", dropped
+            )
         try:
-            yield from self._engine().stream(to_openai_messages(messages), sampling)
+            yield from engine.stream(msgs, sampling)
         except EngineError as exc:
             raise ValueError(str(exc)) from exc

@@ -84,6 +84,17 @@ def _stat_key(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def known_digest(path: Path) -> str | None:
+    """The sha256 that :func:`verify` recorded for this file, if the file is unchanged since."""
+    try:
+        rec = json.loads(_sidecar(path).read_text())
+        if rec.get("stat") == _stat_key(path):
+            return str(rec["sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
 def verify(path: Path, model: PartedModel = DEFAULT_MODEL, *, force: bool = False) -> None:
     """Check the joined file's digest, using the sidecar when size and mtime are unchanged."""
     if not path.exists():

@@ -241,3 +241,33 @@ def test_loaded_weights_do_not_stay_resident_twice(smollm2_path: Path, tmp_path:
         assert reply(eng, chat("confused_energy_bill"), n=8).strip()
     finally:
         eng.close()
+
+
+@pytest.mark.real_model
+def test_a_conversation_longer_than_the_context_goes_on_without_reading_it_again(
+    smollm2_path: Path,
+) -> None:
+    """Past the context, the oldest turns are left out a block at a time, and the engine drops
+    the same span from its cache and shifts the rest back instead of re-reading the kept
+    turns: every turn still reads about its own new message only."""
+    from sim.local_llm import LlamaCppChat
+
+    model = LlamaCppChat(
+        model_path=smollm2_path, n_ctx=2048, slots=2, max_tokens=24, seed=1, temperature=0.0
+    )
+    engine = model.batched_engine()
+    p = PERSONAS["irate_broadband_outage"]
+    history = [Message("customer", p.opening_line)]
+    reads: list[int] = []
+    for i in range(30):
+        history.append(
+            Message("agent", f"Thanks. Point {i}: when did it start, and what have you tried?")
+        )
+        text = "".join(str(c.content) for c in model.stream(build_messages(p, history)))
+        history.append(Message("customer", text.strip() or "Right."))
+        reads.append(engine.stats.last_prompt_read)
+    whole = engine.tokenize_chat(to_openai_messages(build_messages(p, history[:-1])))
+    assert len(whole) > 2048 + 512  # the conversation outgrew the context
+    assert engine.stats.shifted >= 2  # cut more than once, and each time the cache followed
+    assert max(reads[1:]) < 100, reads  # the kept turns (over 1,000 tokens) never read again
+    assert max(len(s.tokens) for s in engine._slots) > 1500  # most of the context was kept

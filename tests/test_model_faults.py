@@ -13,7 +13,14 @@ import pytest
 
 from sim import local_llm
 from sim.local_llm import LlamaCppChat, LocalModelError, check_memory
-from sim.model_files import DEFAULT_MODEL, ModelFileError, PartedModel, prepare, verify
+from sim.model_files import (
+    DEFAULT_MODEL,
+    ModelFileError,
+    PartedModel,
+    known_digest,
+    prepare,
+    verify,
+)
 from tests.conftest import ROOT, free_port
 
 
@@ -52,6 +59,18 @@ def test_corrupt_joined_file_is_rejoined(tmp_path: Path, on_path: Path) -> None:
         verify(out, model)
     again = prepare(tmp_path / "models", model)  # heals from the installed parts
     assert again.read_bytes() == b"hello world, this is a model"
+
+
+def test_known_digest_survives_rejoining_but_not_a_change(tmp_path: Path, on_path: Path) -> None:
+    """The persona-state cache is keyed by this digest: a re-assembled model keeps its states."""
+    payload = b"hello world, this is a model"
+    model = tiny_model(tmp_path, payload)
+    a = prepare(tmp_path / "models-a", model)
+    b = prepare(tmp_path / "models-b", model)
+    assert known_digest(a) == known_digest(b) == hashlib.sha256(payload).hexdigest()
+    a.write_bytes(b"hello world, this is a mode!")
+    assert known_digest(a) is None  # changed since it was verified: no digest to trust
+    assert known_digest(tmp_path / "nowhere.gguf") is None
 
 
 def test_damaged_parts_say_what_to_reinstall(tmp_path: Path, on_path: Path) -> None:

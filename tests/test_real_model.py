@@ -47,7 +47,7 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
 
 def test_prefix_is_reused_between_turns(qwen: LlamaCppChat) -> None:
     """Turn 2 must not re-read the persona prompt: the engine reads only the new tokens."""
-    engine = qwen._engine()
+    engine = qwen.batched_engine()
     p = PERSONAS["confused_energy_bill"]
     h = [
         Message("customer", p.opening_line),
