@@ -7,16 +7,19 @@ export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # llama.cpp is compiled here (PyPI has no cp311 wheel), for the instruction sets this CPU lists:
-# always AVX2/FMA (any x86-64-v3 CPU), plus AVX-512 and VNNI where /proc/cpuinfo has them
-# (prompt reading 1.5x faster on these Xeons). AMX stays off: this VM lists AMX but an AMX
-# build dies at the first matrix product (SIGILL; an earlier native build, SIGSEGV). Set CMAKE_ARGS yourself for other builds (CUDA, Metal).
+# on x86-64 always AVX2/FMA (any x86-64-v3 CPU), plus AVX-512 and VNNI where /proc/cpuinfo has
+# them (prompt reading 1.45x faster on these Xeons). AMX stays off: this VM lists AMX, but an
+# AMX build dies at its first matrix product (SIGILL; an earlier native build, SIGSEGV).
+# Set CMAKE_ARGS yourself for other builds (CUDA, Metal).
 CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
 has = $(filter $(1),$(CPU_FLAGS))
 AVX512 := $(and $(call has,avx512f),$(call has,avx512cd),$(call has,avx512vl),$(call has,avx512dq),$(call has,avx512bw))
-LLAMA_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+LLAMA_X86 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
   $(if $(AVX512),-DGGML_AVX512=ON $(if $(call has,avx512vbmi),-DGGML_AVX512_VBMI=ON) \
     $(if $(call has,avx512_vnni),-DGGML_AVX512_VNNI=ON) $(if $(call has,avx512_bf16),-DGGML_AVX512_BF16=ON)) \
   $(if $(call has,avx_vnni),-DGGML_AVX_VNNI=ON)
+# elsewhere (arm64 Linux or macOS) llama.cpp's own defaults
+LLAMA_ARGS := $(if $(filter x86_64 amd64,$(shell uname -m)),$(LLAMA_X86))
 export CMAKE_ARGS ?= $(strip $(LLAMA_ARGS))
 LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python\[server\]==\([0-9.]*\)".*/\1/p' pyproject.toml)
 LLAMA_KEY := $(shell echo '$(CMAKE_ARGS)' | sha256sum | cut -c1-10)
