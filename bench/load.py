@@ -32,6 +32,7 @@ import contextlib
 import html
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -477,8 +478,18 @@ def run_trainee(
     think_s: float,
     poll: float,
     end: bool,
+    jitter: float = 0.0,
+    seed: int | None = None,
 ) -> None:
     from gradio_client import Client
+
+    # people take varied times to read and type: each pause is drawn from
+    # [t * (1 - jitter), t * (1 + jitter)], seeded per trainee so a run can be repeated
+    rng = random.Random(None if seed is None else seed * 1000 + t.idx)
+
+    def pause(s: float) -> None:
+        if s:
+            time.sleep(s * rng.uniform(1 - jitter, 1 + jitter) if jitter else s)
 
     try:
         client = Client(url, verbose=False)
@@ -489,8 +500,7 @@ def run_trainee(
     except Exception as exc:
         t.errors.append(f"start: {type(exc).__name__}: {exc}")
         return
-    if read_s:
-        time.sleep(read_s)
+    pause(read_s)
     for k, msg in enumerate(t.messages, 1):
         if time.perf_counter() > deadline:
             t.skipped = len(t.messages) - k + 1  # bounded duration: not an error
@@ -510,8 +520,7 @@ def run_trainee(
         if r.status and r.status != TYPING:  # the customer ended the conversation
             t.ended_by_customer = r.status
             break
-        if think_s:
-            time.sleep(think_s)
+        pause(think_s)
     if end:
         try:
             t0 = time.perf_counter()
@@ -727,6 +736,8 @@ def run_level(
     poll: float,
     end: bool,
     keep_data: bool,
+    jitter: float = 0.0,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     from bench.chat_latency import script_for
 
@@ -762,6 +773,8 @@ def run_level(
                     "reply_timeout": reply_timeout,
                     "read_s": read_s,
                     "think_s": think_s,
+                    "jitter": jitter,
+                    "seed": seed,
                     "poll": poll,
                     "end": end,
                 },
@@ -863,6 +876,7 @@ def run(
     read_s: float = 0.0,
     think_s: float = 0.0,
     ramp_s: float = 0.0,
+    jitter: float = 0.0,
     poll: float = 0.005,
     end: bool = True,
     keep_data: bool = False,
@@ -909,6 +923,8 @@ def run(
             poll=poll,
             end=end,
             keep_data=keep_data,
+            jitter=jitter,
+            seed=seed,
         )
         print(progress_line(lv), file=sys.stderr, flush=True)
         levels.append(lv)
@@ -932,6 +948,7 @@ def run(
             "read_s": read_s,
             "think_s": think_s,
             "ramp_s": ramp_s,
+            "jitter": jitter,
             "max_seconds": max_seconds,
             "reply_timeout_s": reply_timeout,
             "end_sessions": end,
@@ -1174,6 +1191,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--think", type=float, default=0.0, help="seconds between reply and message")
     ap.add_argument("--ramp", type=float, default=0.0, help="seconds between trainee starts")
     ap.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="vary each --read/--think pause by up to this fraction (0.5: 50%%-150%%), seeded",
+    )
+    ap.add_argument(
         "--poll",
         type=float,
         default=0.005,
@@ -1212,6 +1235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         reply_timeout=a.reply_timeout,
         read_s=a.read,
         think_s=a.think,
+        jitter=a.jitter,
         ramp_s=a.ramp,
         end=not a.no_end,
         keep_data=a.keep_data,
