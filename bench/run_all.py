@@ -13,6 +13,8 @@ The benches: ``grading`` (grade a 10-turn session, ingest, retrieval), ``eval_th
 against the MiniLM encoding of the same items alone), ``chat_latency`` (the app path against
 raw llama-cpp-python) and ``load`` (concurrent trainees through the running app, and its
 memory peak). ``load`` runs N=1 and N=4; ``--full`` or ``RAPPORT_BENCH_FULL=1`` adds N=8.
+``load`` sends each message the moment the last reply ends, all trainees together: the
+harshest case. ``load_paced`` runs the same levels at people's pace (see ``PACED``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ from bench.common import (
 )
 
 # Cheapest first, so a broken model install doesn't hide the grading figures.
-BENCHES = ("grading", "eval_throughput", "chat_latency", "load")
+BENCHES = ("grading", "eval_throughput", "chat_latency", "load", "load_paced")
+# People's pace for ``load_paced``: read the opening line ~5 s, start ~3 s apart, ~20 s to read
+# a reply and type the next message, each pause varied by up to 50% (seeded).
+PACED = {"read_s": 5.0, "ramp_s": 3.0, "think_s": 20.0, "jitter": 0.5}
 EVAL_SUITES = ("gold", "consistency", "invariance")
 
 
@@ -179,13 +184,24 @@ def run_eval_throughput(suite_names: Sequence[str] = EVAL_SUITES) -> dict[str, A
     }
 
 
+def run_load_paced(**kw: Any) -> dict[str, Any]:
+    """``bench.load`` with trainees at people's pace (``PACED``) instead of machine speed."""
+    from bench import load
+
+    return load.run(**(PACED | kw))
+
+
 # Benches that live here rather than in a module of their own: name -> run().
-LOCAL: dict[str, Callable[..., dict[str, Any]]] = {"eval_throughput": run_eval_throughput}
+LOCAL: dict[str, Callable[..., dict[str, Any]]] = {
+    "eval_throughput": run_eval_throughput,
+    "load_paced": run_load_paced,
+}
 
 
 def default_kwargs(full: bool = False) -> dict[str, dict[str, Any]]:
     """Per-bench keyword arguments for ``run()``: load stays bounded unless asked."""
-    return {"load": {"ns": (1, 4, 8) if full or full_run() else (1, 4)}}
+    ns = (1, 4, 8) if full or full_run() else (1, 4)
+    return {"load": {"ns": ns}, "load_paced": {"ns": ns}}
 
 
 def run_benches(
@@ -282,15 +298,28 @@ def markdown(all_res: dict[str, Any]) -> str:
             )
     for name, err in all_res["errors"].items():
         lines.append(f"| {name} | error: {_cell(err)} | - | - | - | - | - |")
-    load = all_res["results"].get("load")
-    if load:
-        lines += ["", *load_markdown(load)]
+    for name in ("load", "load_paced"):
+        if all_res["results"].get(name):
+            lines += ["", *load_markdown(all_res["results"][name], name)]
     return "\n".join(lines) + "\n"
 
 
-def load_markdown(load: dict[str, Any]) -> list[str]:
+def pacing(c: Mapping[str, Any]) -> str:
+    """How the trainees were paced, in words."""
+    if not (c.get("read_s") or c.get("think_s") or c.get("ramp_s")):
+        return "no think time (each message sent when the last reply ends, all start together)"
+    jit = c.get("jitter") or 0
+    vary = f", each pause varied by up to {jit:.0%}" if jit else ""
+    return (
+        f"{c.get('read_s', 0):g} s to read the opening line, starts {c.get('ramp_s', 0):g} s "
+        f"apart, {c.get('think_s', 0):g} s to read a reply and type{vary}"
+    )
+
+
+def load_markdown(load: dict[str, Any], name: str = "load") -> list[str]:
     """The load levels side by side (bench/load.py), with what was run."""
     c = load["config"]
+    title = "Load at people's pace" if name == "load_paced" else "Load"
     head = [
         "N",
         "msgs each",
@@ -308,10 +337,10 @@ def load_markdown(load: dict[str, Any]) -> list[str]:
         "peak RSS MiB",
     ]
     out = [
-        "## Load: concurrent trainees through the running app",
+        f"## {title}: concurrent trainees through the running app",
         "",
         f"{c['provider']} model {c['model_file']}, max_tokens {c['max_tokens']}, personas "
-        f"round-robin, think time {c['think_s']} s, {c['gradio_queue']}. TTFT is from the "
+        f"round-robin, {pacing(c)}, {c['gradio_queue']}. TTFT is from the "
         "request to the first streamed update with customer text; lost turns are checked "
         "against the app's SQLite file. App cores busy = the app's CPU time / wall time: well "
         "under the model's threads means other load on the machine slowed that level.",
