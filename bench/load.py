@@ -965,9 +965,17 @@ def run(
     }
 
 
-def contention_warnings(levels: Sequence[dict[str, Any]]) -> list[str]:
+def paused(config: dict[str, Any]) -> bool:
+    """Whether the trainees paused to read or think (the app idles between their messages)."""
+    return bool(config.get("read_s") or config.get("think_s"))
+
+
+def contention_warnings(levels: Sequence[dict[str, Any]], paused: bool = False) -> list[str]:
     """Levels where the app got much less CPU than in the busiest level: other load on the
-    machine slowed them, so ratios against them (above all the N=1 baseline) mislead."""
+    machine slowed them, so ratios against them (above all the N=1 baseline) mislead. With
+    read/think pauses (``paused``) the app idles by design, and this says nothing."""
+    if paused:
+        return []
     busy = [x.get("app_cores_busy") for x in levels]
     top = max((b for b in busy if b is not None), default=None)
     out = []
@@ -1149,7 +1157,7 @@ def report(res: dict[str, Any]) -> str:
         out.append(
             f"N=8: {lv[8]['errors']} errors, {lv[8]['lost_turns']} lost turns (target 0 and 0)"
         )
-    out += [f"warning: {w}" for w in contention_warnings(res["levels"])]
+    out += [f"warning: {w}" for w in contention_warnings(res["levels"], paused(res["config"]))]
     for x in res["levels"]:
         for t in x["trainee_detail"]:
             for e in t["errors"]:

@@ -252,6 +252,8 @@ def markdown(all_res: dict[str, Any]) -> str:
         f"load average {m['loadavg']} at start, {all_res['loadavg_end']} at end",
         f"- total wall time: {all_res['wall_s']:.0f} s",
     ]
+    if m.get("llama_cpp_build"):
+        lines.append(f"- llama.cpp build: `{m['llama_cpp_build']}`")
     chat = all_res["results"].get("chat_latency")
     if chat:
         cfg = chat["config"]
@@ -366,9 +368,9 @@ def load_markdown(load: dict[str, Any], name: str = "load") -> list[str]:
             lv["memory"].get("hwm_mib"),
         ]
         out.append("| " + " | ".join(_cell(x) for x in row) + " |")
-    from bench.load import contention_warnings
+    from bench.load import contention_warnings, paused
 
-    warnings = contention_warnings(load["levels"])
+    warnings = contention_warnings(load["levels"], paused(c))
     if warnings:
         out += ["", *(f"- warning: {w}" for w in warnings)]
     return out
