@@ -145,6 +145,39 @@ def release_mapped_weights(model_path: Path) -> int:
         return 0
 
 
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
+# (llama-cpp-python's own callback still maps the older numbering and shows warnings as
+# errors while hiding real errors as debug, so it is replaced here.)
+_LOG_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+# A warning llama.cpp prints about the shipped Qwen file at every start, for a token type it
+# corrects itself: it changes nothing and only alarmed people.
+_HARMLESS = (b"control-looking token",)
+_log_callback: Any = None
+_log_last = logging.DEBUG
+
+
+def route_llama_log(llama_cpp: Any) -> None:
+    """Send llama.cpp's log through Python logging (logger ``llama_cpp``): warnings and
+    errors only, known-harmless lines at debug level."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    out = logging.getLogger("llama_cpp")
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        global _log_last
+        lvl = _log_last if level == 5 else _LOG_LEVELS.get(level, logging.DEBUG)
+        if any(h in text for h in _HARMLESS):
+            lvl = logging.DEBUG
+        _log_last = lvl
+        if lvl >= logging.WARNING and text.strip():
+            out.log(lvl, "%s", text.decode("utf-8", "replace").rstrip())
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_callback = callback  # llama.cpp keeps only the pointer
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -203,9 +236,8 @@ class LlamaEngine:
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
-        from llama_cpp._logger import set_verbose
 
-        set_verbose(False)  # llama.cpp's own logging: errors only
+        route_llama_log(llama_cpp)
         self._lc = llama_cpp
         self.model_path = model_path
         self.n_ctx_seq = n_ctx_seq
@@ -216,7 +248,7 @@ class LlamaEngine:
         mp = llama_cpp.llama_model_default_params()
         # verbose=True only skips llama-cpp-python's redirect of the process's stdout/stderr
         # during the load (output printed by other threads meanwhile was lost); llama.cpp's
-        # own log lines are already filtered by set_verbose(False) above.
+        # own log lines go through route_llama_log.
         self._model = _internals.LlamaModel(path_model=str(model_path), params=mp, verbose=True)
         cp = llama_cpp.llama_context_default_params()
         # Each session may use up to n_ctx_seq tokens; all sessions together share n_ctx cells.

@@ -271,3 +271,31 @@ def test_a_conversation_longer_than_the_context_goes_on_without_reading_it_again
     assert engine.stats.shifted >= 2  # cut more than once, and each time the cache followed
     assert max(reads[1:]) < 100, reads  # the kept turns (over 1,000 tokens) never read again
     assert max(len(s.tokens) for s in engine._slots) > 1500  # most of the context was kept
+
+
+def test_llama_cpp_log_goes_through_logging_with_its_real_levels(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Errors are logged as errors, info stays quiet, and the one harmless warning about the
+    shipped Qwen file is not shown at every start."""
+    import ctypes
+    import logging
+
+    import llama_cpp
+
+    from sim import llama_engine
+
+    llama_engine.route_llama_log(llama_cpp)
+    cb = llama_engine._log_callback
+    with caplog.at_level(logging.INFO, logger="llama_cpp"):
+        cb(2, b"llama_model_loader: loaded meta data\n", ctypes.c_void_p(0))
+        cb(3, b"load: control-looking token: 128247 '</s>' was not control-type\n", None)
+        cb(3, b"a real warning\n", None)
+        cb(4, b"llama_model_load: error loading model\n", None)
+        cb(5, b" ...and the rest of that error\n", None)
+    got = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "llama_cpp"]
+    assert got == [
+        (logging.WARNING, "a real warning"),
+        (logging.ERROR, "llama_model_load: error loading model"),
+        (logging.ERROR, " ...and the rest of that error"),
+    ]
