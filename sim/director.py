@@ -373,10 +373,13 @@ def directive(
     step: Step,
     facts: dict[str, str],
     probe_line: str | None = None,
+    told: Sequence[str] = (),
 ) -> str:
     """The actor's instruction for this turn, appended to the agent's message in the prompt.
 
-    ``facts`` maps each fact id unlocked on this turn to its text.
+    ``facts`` maps each fact id unlocked on this turn to its text. ``told`` are facts told on
+    earlier turns that the prompt no longer shows (the oldest turns were left out to fit the
+    model's context), so the customer still knows what they said.
     """
     first = persona.name.split()[0]
     if step.delta <= -0.5:
@@ -390,6 +393,11 @@ def directive(
     ]
     if probe_line:
         parts.append(probe_line)
+    if told:
+        parts.append(
+            "Earlier in this chat you already told them this; repeat it only if they ask: "
+            + " ".join(told)
+        )
     for fid in step.unlocked:
         parts.append(
             f"They asked about something you know, so tell them now, in your words: {facts[fid]}"

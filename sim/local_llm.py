@@ -299,6 +299,22 @@ class LlamaCppChat(BaseChatModel):
             params["response_format"] = kwargs["response_format"]
         return params
 
+    def _fit(
+        self, engine: LlamaEngine, messages: list[BaseMessage], max_tokens: int
+    ) -> tuple[list[dict[str, str]], int]:
+        return fit_to_context(
+            to_openai_messages(messages),
+            lambda m: len(engine.tokenize_chat(m)),
+            engine.n_ctx_seq - max_tokens - 1,
+        )
+
+    def dropped_for(self, messages: list[BaseMessage]) -> int:
+        """How many of the oldest messages a reply to ``messages`` would leave out to fit the
+        context (``fit_to_context``); always 0 for the single engine, which never cuts."""
+        if self.engine != "batched":
+            return 0
+        return self._fit(self.batched_engine(), messages, self.max_tokens)[1]
+
     def batched_engine(self) -> LlamaEngine:
         """The batched engine this model shares with every other user of the same file (loaded
         on first call); its ``stats`` and ``wait_idle`` are for tools, tests and benchmarks."""
@@ -388,11 +404,7 @@ class LlamaCppChat(BaseChatModel):
             json=isinstance(rf, dict) and rf.get("type") == "json_object",
         )
         engine = self.batched_engine()
-        msgs, dropped = fit_to_context(
-            to_openai_messages(messages),
-            lambda m: len(engine.tokenize_chat(m)),
-            engine.n_ctx_seq - sampling.max_tokens - 1,
-        )
+        msgs, dropped = self._fit(engine, messages, sampling.max_tokens)
         if dropped:
             log.info(
                 "conversation longer than the context: its %d oldest messages left out", dropped

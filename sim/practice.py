@@ -257,21 +257,43 @@ class PracticeSession:
         probe = detect_probe(text)
         step = director.step(self.state(), text, signals, probe.kind if probe else None)
         facts = {f.id: f.fact for f in persona.hidden_facts}
-        note_for_actor = directive(
-            persona,
-            step,
-            {fid: facts[fid] for fid in step.unlocked},
-            probe_directive(persona, probe) if probe else None,
+        unlocked = {fid: facts[fid] for fid in step.unlocked}
+        probe_line = probe_directive(persona, probe) if probe else None
+        note_for_actor = directive(persona, step, unlocked, probe_line)
+        # When this turn's prompt is the first to leave out more of the oldest turns (to fit a
+        # local model's context), the facts told in them are restated once, in this note.
+        before = max(
+            (t.meta.get("context_cut", 0) for t in turns[:-1] if t.role == "agent"), default=0
         )
+        cut = self._context_cut(note_for_actor)
+        told = [facts[fid] for fid in self.state().unlocked if fid in facts]
+        if cut > before and told:
+            note_for_actor = directive(persona, step, unlocked, probe_line, told=told)
+            cut = self._context_cut(note_for_actor)
         meta: dict[str, Any] = {
             "step": step.model_dump(mode="json"),
             "signals": signals.as_dict(),
             "directive": note_for_actor,
         }
+        if cut:
+            meta["context_cut"] = cut
         if note:
             meta["grading_note"] = note
         self.practice.store.update_turn_meta(self.id, turns[-1].idx, meta)
         return step
+
+    def _context_cut(self, note: str) -> int:
+        """How many of the oldest messages the model would leave out of the next prompt
+        (models with a ``dropped_for`` method: the embedded one); 0 if none or unknown."""
+        dropped_for = getattr(self.practice.model, "dropped_for", None)
+        if dropped_for is None:
+            return 0
+        history = self.history()
+        history[-1] = Message("agent", history[-1].text, note)
+        try:
+            return int(dropped_for(build_messages(self.persona, history)))
+        except Exception:  # only an optimisation for long chats; the reply reports real errors
+            return 0
 
     def _reply(self, step: Step, agent_text: str) -> Iterator[str]:
         director = self.practice.director(self.persona)

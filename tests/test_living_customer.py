@@ -292,3 +292,34 @@ def test_every_kind_of_out_of_character_reply_is_caught_and_repaired(
     from sim.guard import check_reply
 
     assert not check_reply(last.text, practice.personas[PID])
+
+
+def test_facts_told_in_turns_left_out_of_the_context_are_restated_once(
+    practice: Practice, fake: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local model leaves the oldest turns out of a long chat; on the turn where that first
+    happens, the director's note reminds the customer what they already told."""
+    cut = {"n": 0}
+    monkeypatch.setattr(
+        ScriptedChatModel, "dropped_for", lambda self, messages: cut["n"], raising=False
+    )
+    fake.enqueue(["Yes, the reference is NGB-INTL-88231645.", "Okay.", "Right.", "Fine."])
+    s = practice.start(PID)
+    list(s.respond("Do you have the confirmation email we sent you?"))
+    assert "confirmation_email" in s.state().unlocked
+    list(s.respond("Thanks. Let me look at the transfer."))  # nothing left out yet
+    cut["n"] = 8
+    list(s.respond("I'm still checking the details here."))  # the first cut: restated
+    list(s.respond("Nearly there, thank you for waiting."))  # the same cut: not again
+    prompts = prompts_text(fake)
+    notes = [t.meta["directive"] for t in s.record.turns if t.role == "agent"]
+    assert "already told them" not in prompts[1] and "already told them" not in notes[1]
+    assert "already told them" in notes[2] and REF in notes[2]
+    assert "already told them" in prompts[2].split("\n")[-1]  # in the note the actor reads
+    assert "already told them" not in notes[3]
+    assert [t.meta.get("context_cut", 0) for t in s.record.turns if t.role == "agent"] == [
+        0,
+        0,
+        8,
+        8,
+    ]

@@ -271,6 +271,8 @@ def test_a_conversation_longer_than_the_context_goes_on_without_reading_it_again
     assert engine.stats.shifted >= 2  # cut more than once, and each time the cache followed
     assert max(reads[1:]) < 100, reads  # the kept turns (over 1,000 tokens) never read again
     assert max(len(s.tokens) for s in engine._slots) > 1500  # most of the context was kept
+    # what the practice loop asks before a turn, to restate facts from the turns left out
+    assert model.dropped_for(build_messages(p, history[:-1])) >= 16
 
 
 def test_llama_cpp_log_goes_through_logging_with_its_real_levels(
