@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
 from sim.settings import Settings
 from sim.simulator import CustomerTurn, GuardContext, Reply
-from sim.store import Session, SessionStore, open_store
+from sim.store import Session, SessionStore, Turn, open_store
 
 SignalsFn = Callable[[str, str], Signals]
 """Grades one agent turn (agent text, the customer's previous words) for the director."""
@@ -169,6 +169,11 @@ class Practice:
         return PracticeSession(self, session_id)
 
 
+def _messages(turns: Sequence[Turn]) -> list[Message]:
+    """Stored turns as the simulator's messages, each agent turn with its director's note."""
+    return [Message(t.role, t.text, t.meta.get("directive")) for t in turns]
+
+
 class PracticeSession:
     """One conversation. Every turn is committed to the store before the next reply starts."""
 
@@ -185,7 +190,7 @@ class PracticeSession:
         return self.practice.personas[self.record.persona_id]
 
     def history(self) -> list[Message]:
-        return [Message(t.role, t.text, t.meta.get("directive")) for t in self.record.turns]
+        return _messages(self.record.turns)
 
     def state(self) -> DirectorState:
         """The director's state after the last customer turn."""
@@ -255,7 +260,8 @@ class PracticeSession:
             signals, note = Signals(), f"not scored: {type(exc).__name__}: {exc}"
         director = self.practice.director(persona)
         probe = detect_probe(text)
-        step = director.step(self.state(), text, signals, probe.kind if probe else None)
+        state = self.state()
+        step = director.step(state, text, signals, probe.kind if probe else None)
         facts = {f.id: f.fact for f in persona.hidden_facts}
         unlocked = {fid: facts[fid] for fid in step.unlocked}
         probe_line = probe_directive(persona, probe) if probe else None
@@ -265,11 +271,12 @@ class PracticeSession:
         before = max(
             (t.meta.get("context_cut", 0) for t in turns[:-1] if t.role == "agent"), default=0
         )
-        cut = self._context_cut(note_for_actor)
-        told = [facts[fid] for fid in self.state().unlocked if fid in facts]
+        history = _messages(turns)
+        cut = self._context_cut(persona, history, note_for_actor)
+        told = [facts[fid] for fid in state.unlocked if fid in facts]
         if cut > before and told:
             note_for_actor = directive(persona, step, unlocked, probe_line, told=told)
-            cut = self._context_cut(note_for_actor)
+            cut = self._context_cut(persona, history, note_for_actor)
         meta: dict[str, Any] = {
             "step": step.model_dump(mode="json"),
             "signals": signals.as_dict(),
@@ -282,16 +289,16 @@ class PracticeSession:
         self.practice.store.update_turn_meta(self.id, turns[-1].idx, meta)
         return step
 
-    def _context_cut(self, note: str) -> int:
-        """How many of the oldest messages the model would leave out of the next prompt
-        (models with a ``dropped_for`` method: the embedded one); 0 if none or unknown."""
+    def _context_cut(self, persona: Persona, history: list[Message], note: str) -> int:
+        """How many of the oldest messages the model would leave out of the next prompt, with
+        ``note`` on the last agent message (models with a ``dropped_for`` method: the embedded
+        one); 0 if none or unknown."""
         dropped_for = getattr(self.practice.model, "dropped_for", None)
         if dropped_for is None:
             return 0
-        history = self.history()
-        history[-1] = Message("agent", history[-1].text, note)
+        last = Message("agent", history[-1].text, note)
         try:
-            return int(dropped_for(build_messages(self.persona, history)))
+            return int(dropped_for(build_messages(persona, [*history[:-1], last])))
         except Exception:  # only an optimisation for long chats; the reply reports real errors
             return 0
 
