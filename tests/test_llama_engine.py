@@ -25,6 +25,18 @@ def chat(pid: str, agent: str = "I'm sorry. What happened?") -> list[dict[str, s
     )
 
 
+def turn_two(pid: str, agent: str, reply: str, agent2: str) -> list[dict[str, str]]:
+    """The prompt for the customer's second reply in a chat with persona ``pid``."""
+    p = PERSONAS[pid]
+    h = [
+        Message("customer", p.opening_line),
+        Message("agent", agent),
+        Message("customer", reply),
+        Message("agent", agent2),
+    ]
+    return to_openai_messages(build_messages(p, h))
+
+
 def opening(pid: str) -> list[dict[str, str]]:
     p = PERSONAS[pid]
     return to_openai_messages(build_messages(p, [Message("customer", p.opening_line)]))
@@ -94,14 +106,9 @@ def test_a_new_reply_goes_ahead_of_one_already_showing_text(engine: LlamaEngine)
 def test_turn_two_reads_only_the_new_turn(engine: LlamaEngine) -> None:
     pid = "confused_energy_bill"
     first = reply(engine, chat(pid, "Hello Doreen, what does the bill say?"))
-    p = PERSONAS[pid]
-    h = [
-        Message("customer", p.opening_line),
-        Message("agent", "Hello Doreen, what does the bill say?"),
-        Message("customer", first),
-        Message("agent", "And what do you normally pay?"),
-    ]
-    messages = to_openai_messages(build_messages(p, h))
+    messages = turn_two(
+        pid, "Hello Doreen, what does the bill say?", first, "And what do you normally pay?"
+    )
     assert reply(engine, messages).strip()
     full = len(engine.tokenize_chat(messages))
     assert 0 < engine.stats.last_prompt_read < 0.25 * full
@@ -112,20 +119,18 @@ def test_a_second_trainee_with_the_same_persona_does_not_cut_the_first_ones_stat
     engine: LlamaEngine,
 ) -> None:
     pid = "irate_gym_cancellation"
-    p = PERSONAS[pid]
     first = reply(engine, chat(pid, "I'm sorry. What happened with the cancellation?"))
     # trainee B starts the same persona: the shared persona prompt is copied, not re-read
     assert reply(engine, chat(pid, "Hello, how can I help you today?")).strip()
     assert engine.stats.shared == 1
     assert engine.stats.last_prompt_read < 0.25 * len(engine.tokenize_chat(chat(pid)))
     # ... and trainee A's conversation is still all there: their turn 2 reads only the new turn
-    h = [
-        Message("customer", p.opening_line),
-        Message("agent", "I'm sorry. What happened with the cancellation?"),
-        Message("customer", first),
-        Message("agent", "When did you first ask to cancel?"),
-    ]
-    messages = to_openai_messages(build_messages(p, h))
+    messages = turn_two(
+        pid,
+        "I'm sorry. What happened with the cancellation?",
+        first,
+        "When did you first ask to cancel?",
+    )
     assert reply(engine, messages).strip()
     assert engine.stats.last_prompt_read < 0.25 * len(engine.tokenize_chat(messages))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.local_llm import LlamaCppChat, to_openai_messages
-from sim.persona import load_personas
+from sim.persona import Persona, load_personas
 from sim.prompt import Message, build_messages
 from sim.simulator import CustomerTurn
 
@@ -45,16 +45,25 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
     assert "how can i help" not in reply.text.lower()
 
 
-def test_prefix_is_reused_between_turns(qwen: LlamaCppChat) -> None:
-    """Turn 2 must not re-read the persona prompt: the engine reads only the new tokens."""
-    engine = qwen.batched_engine()
+def after_first_reply(model: LlamaCppChat) -> tuple[Persona, list[Message]]:
+    """Doreen's chat after her first reply, ending with the agent's second message."""
     p = PERSONAS["confused_energy_bill"]
     h = [
         Message("customer", p.opening_line),
         Message("agent", "Hello Doreen, what does the bill say?"),
     ]
-    first = CustomerTurn(qwen, p, h).run()
-    h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
+    first = CustomerTurn(model, p, h).run()
+    return p, [
+        *h,
+        Message("customer", first.text),
+        Message("agent", "And what do you normally pay?"),
+    ]
+
+
+def test_prefix_is_reused_between_turns(qwen: LlamaCppChat) -> None:
+    """Turn 2 must not re-read the persona prompt: the engine reads only the new tokens."""
+    engine = qwen.batched_engine()
+    p, h = after_first_reply(qwen)
     CustomerTurn(qwen, p, h).run()
     full_prompt = len(engine.tokenize_chat(to_openai_messages(build_messages(p, h))))
     assert 0 < engine.stats.last_prompt_read < 0.25 * full_prompt, (
@@ -82,13 +91,7 @@ def test_single_engine_reuses_prefix_too(
         real_eval(tokens)
 
     monkeypatch.setattr(llm, "eval", counting_eval)
-    p = PERSONAS["confused_energy_bill"]
-    h = [
-        Message("customer", p.opening_line),
-        Message("agent", "Hello Doreen, what does the bill say?"),
-    ]
-    first = CustomerTurn(single, p, h).run()
-    h += [Message("customer", first.text), Message("agent", "And what do you normally pay?")]
+    p, h = after_first_reply(single)
     evaluated.clear()
     CustomerTurn(single, p, h).run()
     prompt_eval = evaluated[0]  # the first eval call is the prompt; the rest are sampled tokens
