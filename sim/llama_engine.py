@@ -26,7 +26,6 @@ import hashlib
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -37,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.postprocess import SENTENCE_END
+
 log = logging.getLogger(__name__)
 
 _DONE = object()
-# a complete sentence in a reply: what the app's guard waits for before it shows anything
-_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s|\n")
 
 
 class EngineError(RuntimeError):
@@ -818,7 +817,7 @@ class LlamaEngine:
             req.out.put(out)
             if not req.first_sentence:
                 req.shown += out
-                req.first_sentence = bool(_SENTENCE_END.search(req.shown))
+                req.first_sentence = bool(SENTENCE_END.search(req.shown))
                 if req.first_sentence and req.timing is not None:
                     req.timing["sentence_s"] = time.perf_counter() - req.arrived
         return False

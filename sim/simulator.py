@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
-from sim.postprocess import clean_reply
+from sim.postprocess import SENTENCE_END, clean_reply
 from sim.prompt import Message, build_messages
 
 
@@ -51,12 +50,9 @@ class GuardContext:
     seed: int = 0
 
 
-_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s)|\n")
-
-
 def releasable(text: str) -> str:
     """The part of a partial reply that is complete sentences, safe to check and show."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
     return text[: ends[-1]].rstrip() if ends else ""
 
 
