@@ -68,6 +68,12 @@ def clean_reply(raw: str, name: str | None = None) -> str:
     return text
 
 
+def agent_took_over(raw: str) -> bool:
+    """Whether the model has started writing the agent's side (an ``Agent:`` line). Nothing
+    after that can be shown (:func:`clean_reply` cuts it), so the reply is complete."""
+    return _AGENT_LINE.search(_REMINDER.sub("", _ROLE_TOKENS.sub("", raw))) is not None
+
+
 def role_break(text: str) -> str | None:
     """Why a cleaned reply breaks character, or None if it holds.
 

@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
-from sim.postprocess import SENTENCE_END, clean_reply
+from sim.postprocess import SENTENCE_END, agent_took_over, clean_reply
 from sim.prompt import Message, build_messages
 
 
@@ -151,6 +151,12 @@ class CustomerTurn:
             stream = self._attempt(messages)
             for pair in stream:
                 raw, text = pair
+                if agent_took_over(raw):
+                    # the model went on to write the agent's lines: the customer's reply is
+                    # complete, and decoding the rest would only keep this trainee (and, on
+                    # a shared local model, everyone else) waiting
+                    stream.close()
+                    break
                 ready = releasable(text)
                 if len(ready) <= len(shown) or not ready.startswith(shown):
                     continue

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +71,48 @@ def test_role_break_is_regenerated_once(practice: Practice, fake: ScriptedChatMo
     assert "not acceptable" in fake.history[1][-1].text
     assert fake.history[1][:-1] == fake.history[0][:-1]
     assert len(fake.history) == 2
+
+
+def _count_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Chunks the fake model has streamed, one count per call (how far decoding went)."""
+    counts: list[int] = []
+    stream = ScriptedChatModel._stream
+
+    def counted(self: ScriptedChatModel, *a: Any, **k: Any) -> Iterator[Any]:
+        counts.append(0)
+        for chunk in stream(self, *a, **k):
+            counts[-1] += 1
+            yield chunk
+
+    monkeypatch.setattr(ScriptedChatModel, "_stream", counted)
+    return counts
+
+
+def test_reply_stops_where_the_model_starts_writing_the_agent(
+    practice: Practice, fake: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = _count_chunks(monkeypatch)
+    fake.enqueue(["It went down at nine. I need it back.\nAgent: " + "I can help with that. " * 20])
+    s = practice.start(PID)
+    shown = list(s.respond("When did it go down?"))
+    assert shown[-1] == "It went down at nine. I need it back."
+    assert s.record.turns[-1].text == shown[-1] and not s.record.turns[-1].meta["regenerated"]
+    assert counts == [9]  # "Agent:" comes with the 9th word: the other 100 were never made
+
+
+def test_a_reply_that_starts_as_the_agent_is_regenerated_at_once(
+    practice: Practice, fake: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = _count_chunks(monkeypatch)
+    fake.enqueue(
+        ["Agent: " + "Let me look into that for you. " * 20, "Nine o'clock, and it's still off."]
+    )
+    s = practice.start(PID)
+    list(s.respond("When did it go down?"))
+    last = s.record.turns[-1]
+    assert last.text == "Nine o'clock, and it's still off."
+    assert last.meta["breaks"] == ["empty"] and last.meta["regenerated"] is True
+    assert counts == [1, 6]
 
 
 def test_two_role_breaks_fall_back_in_character(
