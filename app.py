@@ -3,7 +3,8 @@
 Every handler that returns or changes data resolves the acting user from ``gr.Request``
 (``request.username``; :data:`sim.users.LOCAL_USER` with sign-in off) and applies the role
 checks of ``sim/users.py`` on the server, because any handler can be called through the
-Gradio API, not only from the page. Display helpers live in ``sim/ui_helpers.py``.
+Gradio API, not only from the page. Display helpers live in
+``sim/ui_helpers.py``; the Persona Studio's handlers in ``sim/studio_handlers.py``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,10 @@ import contextlib
 import html
 import json
 import sys
-import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
@@ -45,16 +41,10 @@ from sim.persona import (
     Persona,
     PersonaError,
     load_persona_file,
-    parse_persona,
     persona_paths,
 )
 from sim.persona_repo import (
-    ConflictError,
     PersonaRepo,
-    RepoError,
-    VersionInfo,
-    check_id,
-    normalise_text,
 )
 from sim.practice import (
     InputRejected,
@@ -65,7 +55,8 @@ from sim.practice import (
 )
 from sim.settings import Settings
 from sim.simulator import SimulatorError
-from sim.store import Session, SessionStore
+from sim.store import Session
+from sim.studio_handlers import StudioHandlers
 from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
 from sim.ui_helpers import (
     ASSESSMENT_METER,
@@ -74,22 +65,18 @@ from sim.ui_helpers import (
     HISTORY_HEADERS,
     LIBRARY_HEADERS,
     VERSION_HEADERS,
+    ChatHistory,
     FormField,
-    StatusKind,
     archetype_choices,
+    as_text,
     assignment_choices,
-    blank_form,
-    can_publish,
-    check_report_html,
+    dataframe,
     difficulty_choices,
-    form_to_yaml,
     hint_html,
     history_choices,
     history_table,
-    library_table,
     or_none,
     persona_choices,
-    problems_html,
     progress_figure,
     progress_summary,
     replay_feedback_html,
@@ -97,11 +84,9 @@ from sim.ui_helpers import (
     replay_html,
     section_rows,
     status_html,
+    to_chat,
     trainee_choices,
-    version_choices,
-    versions_table,
     write_download,
-    yaml_to_form,
 )
 from sim.users import (
     PermissionDenied,
@@ -118,11 +103,8 @@ from sim.users import (
     start_assessment,
 )
 
-ChatHistory = list[dict[str, str]]
 Request = gr.Request | None
 """What every data handler takes last: Gradio fills it in (``request.username``)."""
-MAX_IMPORT_BYTES = 256 * 1024
-MAX_PREVIEWS = 64
 
 
 def persona_card(p: Persona) -> str:
@@ -135,19 +117,6 @@ def persona_card(p: Persona) -> str:
         f"**Difficulty:** {p.difficulty} · **Mood:** {p.archetype.value.replace('_', ' ')}\n\n"
         f"**What you know:** {html.escape(p.trainee_brief)}"
     )
-
-
-def as_text(text: str) -> str:
-    """Messages are shown as typed: HTML in them is text, never markup (the chat renders HTML)."""
-    return html.escape(text, quote=False)
-
-
-def to_chat(practice: Practice, session_id: str) -> ChatHistory:
-    rec = practice.store.get_session(session_id)
-    return [
-        {"role": "assistant" if t.role == "customer" else "user", "content": as_text(t.text)}
-        for t in rec.turns
-    ]
 
 
 def session_meter(session: PracticeSession) -> str:
@@ -202,10 +171,6 @@ def form_input(f: FormField) -> Any:
     if f.kind in ("int", "float"):
         return gr.Number(value=None, **common)
     return gr.Textbox(lines=1 if f.kind == "text" else 3, **common)
-
-
-def dataframe(rows: list[list[str]], headers: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=headers)
 
 
 def build_app(
@@ -567,340 +532,8 @@ def build_app(
             on_assignments(request),
         )
 
-    # --- persona studio -----------------------------------------------------------------------
-    checks: dict[tuple[str, str], bool] = {}  # (id, text sha) -> passed, from this server only
-    previews: OrderedDict[str, tuple[Practice, str, str | None]] = OrderedDict()
-    preview_lock = threading.Lock()
-    preview_store: list[SessionStore] = []
-
-    def author(user: User) -> str:
-        return user.name or "local"
-
-    def infos_of(pid: str) -> list[VersionInfo]:
-        try:
-            return library.versions(pid)
-        except (RepoError, ValueError):
-            return []
-
-    def passed_check(pid: str, version: Any) -> bool:
-        if version in (None, ""):
-            return False
-        sha = next((i.sha for i in infos_of(pid) if i.version == int(version)), None)
-        return sha is not None and checks.get((pid, sha), False)
-
-    def publish_button(pid: str, version: Any, reason: str | None) -> Any:
-        ok = bool(pid) and version not in (None, "")
-        return gr.update(interactive=ok and can_publish(passed_check(pid, version), reason))
-
-    def studio_list(
-        query: str, archetype: str, difficulty: str, archived: bool, request: Request = None
-    ) -> tuple[Any, ...]:
-        trainer(request)
-        found = library.list(query or "", or_none(archetype), or_none(difficulty), bool(archived))
-        return (
-            dataframe(library_table(found), LIBRARY_HEADERS),
-            gr.update(choices=[(f"{s.name or s.id} ({s.id}, {s.status})", s.id) for s in found]),
-        )
-
-    def editor(
-        pid: str, text: str, base: str | None, message: str, kind: StatusKind = "info"
-    ) -> tuple[Any, ...]:
-        try:
-            values = yaml_to_form(text)
-        except ValueError:
-            values = blank_form()
-        infos = infos_of(pid)
-        latest = infos[-1].version if infos else None
-        return (
-            pid,
-            base,
-            *values,
-            text,
-            problems_html(library.validate(text, pid), pid),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=latest),
-            status_html(message, kind),
-            "",
-            publish_button(pid, latest, ""),
-        )
-
-    n_editor = len(FORM_FIELDS) + 9
-
-    def editor_status(message: str) -> tuple[Any, ...]:
-        """Leave the editor as it is (the trainer's text included) and say why."""
-        out: list[Any] = [gr.skip()] * n_editor
-        out[n_editor - 3] = status_html(message, "error")
-        return tuple(out)
-
-    def open_persona(pid: str, message: str) -> tuple[Any, ...]:
-        try:
-            text = library.get_text(pid)
-            base = library.head_sha(pid)
-        except (RepoError, ValueError) as exc:
-            return editor_status(str(exc))
-        return editor(pid, text, base, message)
-
-    def studio_open(persona_id: str, request: Request = None) -> tuple[Any, ...]:
-        trainer(request)
-        if not persona_id:
-            return editor_status("Pick a persona to open.")
-        return open_persona(persona_id, f"Opened {persona_id}.")
-
-    def studio_new(new_id: str, request: Request = None) -> tuple[Any, ...]:
-        trainer(request)
-        pid = (new_id or "").strip()
-        try:
-            check_id(pid)
-            if library.exists(pid):
-                return editor_status(f"A persona with the id '{pid}' already exists: open it.")
-        except (RepoError, ValueError) as exc:
-            return editor_status(str(exc))
-        text = form_to_yaml(blank_form())
-        return editor(pid, text, None, f"New persona '{pid}': fill in the form, then Save draft.")
-
-    def studio_clone(persona_id: str, new_id: str, request: Request = None) -> tuple[Any, ...]:
-        user = trainer(request)
-        if not persona_id:
-            return editor_status("Open the persona to clone first.")
-        try:
-            library.clone(persona_id, (new_id or "").strip(), author(user))
-        except PersonaError as exc:
-            return editor_status(f"{persona_id} can't be cloned until it is valid: {exc}")
-        except (RepoError, ValueError) as exc:
-            return editor_status(str(exc))
-        return open_persona(new_id.strip(), f"Cloned {persona_id} as {new_id.strip()} (a draft).")
-
-    def studio_archive(persona_id: str, request: Request = None) -> tuple[Any, ...]:
-        trainer(request)
-        if not persona_id:
-            return status_html("Open the persona to archive first.", "error"), gr.skip()
-        try:
-            library.archive(persona_id)
-        except (RepoError, ValueError) as exc:
-            return status_html(str(exc), "error"), gr.skip()
-        return (
-            status_html(f"Archived {persona_id}: trainees are no longer offered it.", "ok"),
-            gr.update(choices=persona_choices(published())),
-        )
-
-    def studio_form_to_yaml(request: Request, persona_id: str, *values: Any) -> tuple[str, str]:
-        """Form -> YAML (``request`` comes first here: the form's values are variadic)."""
-        trainer(request)
-        text = form_to_yaml(values)
-        return text, problems_html(library.validate(text, persona_id or ""), persona_id or "")
-
-    def studio_yaml_to_form(persona_id: str, text: str, request: Request = None) -> tuple[Any, ...]:
-        trainer(request)
-        problems = problems_html(library.validate(text or "", persona_id or ""), persona_id or "")
-        try:
-            values = yaml_to_form(text or "")
-        except ValueError:
-            return (*[gr.skip()] * len(FORM_FIELDS), problems)
-        return (*values, problems)
-
-    def studio_save(
-        persona_id: str,
-        text: str,
-        base: str | None,
-        note: str,
-        reason: str,
-        request: Request = None,
-    ) -> tuple[Any, ...]:
-        user = trainer(request)
-        skip = gr.skip()
-        if not persona_id:
-            return skip, status_html("Press New or open a persona first.", "error"), *[skip] * 4
-        try:
-            info = library.save_draft(
-                persona_id, text or "", author(user), base or None, note or ""
-            )
-        except ConflictError as exc:
-            msg = f"{exc} Your text is still in the editor: copy it before you reopen."
-            return skip, status_html(msg, "error"), *[skip] * 4
-        except PersonaError as exc:
-            return (
-                skip,
-                status_html("Not saved: fix the problems below first.", "error"),
-                skip,
-                skip,
-                problems_html(exc.problems, persona_id),
-                skip,
-            )
-        except (RepoError, ValueError) as exc:
-            return skip, status_html(str(exc), "error"), *[skip] * 4
-        infos = infos_of(persona_id)
-        return (
-            info.sha,
-            status_html(f"Saved {persona_id} v{info.version} (a draft: publish to use it).", "ok"),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=info.version),
-            problems_html([], persona_id),
-            publish_button(persona_id, info.version, reason),
-        )
-
-    def parsed(persona_id: str, text: str) -> Persona:
-        problems = library.validate(text or "", persona_id or "")
-        if problems:
-            raise PersonaError(problems)
-        return parse_persona(normalise_text(text), persona_id, f"{persona_id}.yaml")
-
-    def studio_check(
-        persona_id: str, text: str, version: Any, reason: str, request: Request = None
-    ) -> tuple[Any, ...]:
-        trainer(request)
-        from sim.probe_check import check_draft
-
-        try:
-            persona = parsed(persona_id, text)
-        except PersonaError as exc:
-            return problems_html(exc.problems, persona_id or ""), gr.skip(), gr.skip()
-        try:
-            report = check_draft(practice, persona)
-        except Exception as exc:  # a model failure is not a failed check
-            return "", gr.skip(), status_html(f"The check could not run: {exc}", "error")
-        checks[(persona_id, report.persona_version)] = report.passed
-        saved = any(i.sha == report.persona_version for i in infos_of(persona_id))
-        note = "" if saved else " This text isn't saved yet: Save draft, then publish."
-        return (
-            check_report_html(report),
-            publish_button(persona_id, version, reason),
-            status_html(
-                ("Check passed." if report.passed else "Check failed.") + note,
-                "ok" if report.passed else "error",
-            ),
-        )
-
-    def studio_publish_state(
-        persona_id: str, version: Any, reason: str, request: Request = None
-    ) -> Any:
-        trainer(request)
-        return publish_button(persona_id, version, reason)
-
-    def studio_publish(
-        persona_id: str, version: Any, reason: str, request: Request = None
-    ) -> tuple[Any, ...]:
-        user = trainer(request)
-        skip = gr.skip()
-        if not persona_id or version in (None, ""):
-            return status_html("Save a draft, then pick the version to publish.", "error"), *[
-                skip
-            ] * 5
-        passed = passed_check(persona_id, version)
-        try:
-            info = library.publish(
-                persona_id, int(version), author(user), passed, None if passed else reason
-            )
-        except PersonaError as exc:
-            return status_html(f"Not published: {exc}", "error"), *[skip] * 5
-        except (RepoError, ValueError) as exc:
-            return status_html(str(exc), "error"), *[skip] * 5
-        infos = infos_of(persona_id)
-        why = "its check passed" if passed else f"override: {info.override_reason}"
-        offered = persona_choices(published())
-        return (
-            status_html(f"Published {persona_id} v{info.version} ({why}).", "ok"),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=info.version),
-            publish_button(persona_id, info.version, reason),
-            gr.update(choices=offered),
-            gr.update(choices=offered),
-        )
-
-    def studio_restore(persona_id: str, version: Any, request: Request = None) -> tuple[Any, ...]:
-        user = trainer(request)
-        if not persona_id or version in (None, ""):
-            return editor_status("Pick a version to restore.")
-        try:
-            info = library.restore(persona_id, int(version), author(user))
-        except (RepoError, ValueError) as exc:
-            return editor_status(str(exc))
-        return open_persona(persona_id, f"Restored v{version} as v{info.version} (a draft).")
-
-    def studio_import(file: Any, new_id: str, request: Request = None) -> tuple[Any, ...]:
-        user = trainer(request)
-        if not file:
-            return editor_status("Choose a YAML file to import.")
-        path = Path(str(file))
-        pid = (new_id or "").strip() or path.stem.lower().replace(" ", "_")
-        try:
-            if path.stat().st_size > MAX_IMPORT_BYTES:
-                return editor_status(f"That file is over {MAX_IMPORT_BYTES // 1024} KB.")
-            text = path.read_text(encoding="utf-8")
-            library.import_yaml(text, pid, author(user), note=f"imported from {path.name}")
-        except PersonaError as exc:
-            return editor_status(f"Not imported: {exc}")
-        except (RepoError, ValueError, OSError) as exc:
-            return editor_status(f"Not imported: {exc}")
-        return open_persona(pid, f"Imported {path.name} as {pid} (a draft).")
-
-    def studio_export(persona_id: str, version: Any, request: Request = None) -> str:
-        trainer(request)
-        if not persona_id:
-            raise gr.Error("Open a persona first.", print_exception=False)
-        try:
-            text = library.export_yaml(persona_id, None if version in (None, "") else int(version))
-        except (RepoError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        return str(write_download(text, f"{persona_id}.yaml"))
-
-    def sibling(persona: Persona) -> Practice:
-        """A Practice that knows only the draft, sharing the app's model, grader and rule
-        matcher, writing to a separate preview store (previews stay out of history)."""
-        with preview_lock:
-            if not preview_store:
-                preview_store.append(SessionStore(settings.data_dir / "studio-preview.sqlite3"))
-        return Practice(
-            settings,
-            preview_store[0],
-            {persona.id: persona},
-            model_factory=lambda _: practice.model,
-            signals_factory=lambda _: practice.signals,
-            matcher_factory=lambda _: practice.director(persona).matcher,
-        )
-
-    def studio_preview_start(
-        persona_id: str, text: str, request: Request = None
-    ) -> tuple[Any, ...]:
-        user = trainer(request)
-        try:
-            persona = parsed(persona_id, text)
-        except PersonaError as exc:
-            return [], "", problems_html(exc.problems, persona_id or "")
-        preview = sibling(persona)
-        session = preview.start(persona.id, user.id)
-        token = uuid.uuid4().hex
-        with preview_lock:
-            previews[token] = (preview, session.id, user.id)
-            while len(previews) > MAX_PREVIEWS:
-                previews.popitem(last=False)
-        return (
-            to_chat(preview, session.id),
-            token,
-            status_html("Preview of this text started: reply as the agent.", "info"),
-        )
-
-    def studio_preview_send(
-        message: str, chat: ChatHistory, token: str, request: Request = None
-    ) -> tuple[Any, ...]:
-        user = trainer(request)
-        with preview_lock:
-            entry = previews.get(token or "")
-        if entry is None or entry[2] != user.id:
-            return chat, message, status_html("Press Start preview first.", "error")
-        preview, sid, _ = entry
-        session = preview.resume(sid)
-        try:
-            text = session.check_message(message or "")
-            for _ in session.respond(text):
-                pass
-        except (InputRejected, SimulatorError) as exc:
-            return to_chat(preview, sid), message, status_html(str(exc), "error")
-        state = session.state()
-        return (
-            to_chat(preview, sid),
-            "",
-            status_html(f"Distress now {state.mood:.1f} / 10 · outcome: {state.outcome}", "info"),
-        )
+    # --- persona studio (sim/studio_handlers.py) ----------------------------------------------
+    studio = StudioHandlers(practice, library, trainer, published)
 
     # --- on page load: what this user sees ------------------------------------------------
     def on_load(request: Request = None) -> tuple[Any, ...]:
@@ -1242,22 +875,22 @@ def build_app(
             st_check,
             st_publish,
         ]
-        assert len(editor_out) == n_editor
-        studio_tab.select(studio_list, lib_in, lib_out, api_name="studio_list")
+        assert len(editor_out) == studio.n_editor
+        studio_tab.select(studio.studio_list, lib_in, lib_out, api_name="studio_list")
         gr.on(
             [st_search.submit, st_arch.input, st_diff.input, st_archived.input],
-            studio_list,
+            studio.studio_list,
             lib_in,
             lib_out,
         )
-        st_pick.input(studio_open, st_pick, editor_out, api_name="studio_open")
-        st_new.click(studio_new, st_new_id, editor_out, api_name="studio_new")
-        st_clone.click(studio_clone, [st_id, st_new_id], editor_out, api_name="studio_clone").then(
-            studio_list, lib_in, lib_out
-        )
+        st_pick.input(studio.studio_open, st_pick, editor_out, api_name="studio_open")
+        st_new.click(studio.studio_new, st_new_id, editor_out, api_name="studio_new")
+        st_clone.click(
+            studio.studio_clone, [st_id, st_new_id], editor_out, api_name="studio_clone"
+        ).then(studio.studio_list, lib_in, lib_out)
         st_archive.click(
-            studio_archive, st_id, [st_status, picker], api_name="studio_archive"
-        ).then(studio_list, lib_in, lib_out)
+            studio.studio_archive, st_id, [st_status, picker], api_name="studio_archive"
+        ).then(studio.studio_list, lib_in, lib_out)
         sync: dict[str, Any] = {
             "concurrency_limit": 1,
             "concurrency_id": "studio-sync",
@@ -1265,7 +898,7 @@ def build_app(
         }
         gr.on(
             [c.input for c in form],
-            studio_form_to_yaml,
+            studio.studio_form_to_yaml,
             [st_id, *form],
             [st_yaml, st_problems],
             api_name="studio_form_to_yaml",
@@ -1273,7 +906,7 @@ def build_app(
             **sync,
         )
         st_yaml.input(
-            studio_yaml_to_form,
+            studio.studio_yaml_to_form,
             [st_id, st_yaml],
             [*form, st_problems],
             api_name="studio_yaml_to_form",
@@ -1281,51 +914,53 @@ def build_app(
             **sync,
         )
         st_save.click(
-            studio_save,
+            studio.studio_save,
             [st_id, st_yaml, st_base, st_note, st_reason],
             [st_base, st_status, st_versions, st_version, st_problems, st_publish],
             api_name="studio_save",
-        ).then(studio_list, lib_in, lib_out)
+        ).then(studio.studio_list, lib_in, lib_out)
         st_pstart.click(
-            studio_preview_start,
+            studio.studio_preview_start,
             [st_id, st_yaml],
             [st_pchat, st_ptoken, st_pstatus],
             api_name="studio_preview_start",
         )
         preview_send: dict[str, Any] = {
-            "fn": studio_preview_send,
+            "fn": studio.studio_preview_send,
             "inputs": [st_pmsg, st_pchat, st_ptoken],
             "outputs": [st_pchat, st_pmsg, st_pstatus],
         }
         st_pmsg.submit(**preview_send)
         st_psend.click(**preview_send, api_name="studio_preview_send")
         st_check_btn.click(
-            studio_check,
+            studio.studio_check,
             [st_id, st_yaml, st_version, st_reason],
             [st_check, st_publish, st_status],
             api_name="studio_check",
         )
         gr.on(
             [st_reason.input, st_version.input],
-            studio_publish_state,
+            studio.studio_publish_state,
             [st_id, st_version, st_reason],
             st_publish,
             api_name="studio_publish_state",
             show_progress="hidden",
         )
         st_publish.click(
-            studio_publish,
+            studio.studio_publish,
             [st_id, st_version, st_reason],
             [st_status, st_versions, st_version, st_publish, picker, assign_persona],
             api_name="studio_publish",
-        ).then(studio_list, lib_in, lib_out)
+        ).then(studio.studio_list, lib_in, lib_out)
         st_restore.click(
-            studio_restore, [st_id, st_version], editor_out, api_name="studio_restore"
-        ).then(studio_list, lib_in, lib_out)
+            studio.studio_restore, [st_id, st_version], editor_out, api_name="studio_restore"
+        ).then(studio.studio_list, lib_in, lib_out)
         st_import_btn.click(
-            studio_import, [st_import, st_new_id], editor_out, api_name="studio_import"
-        ).then(studio_list, lib_in, lib_out)
-        st_export_btn.click(studio_export, [st_id, st_version], st_export, api_name="studio_export")
+            studio.studio_import, [st_import, st_new_id], editor_out, api_name="studio_import"
+        ).then(studio.studio_list, lib_in, lib_out)
+        st_export_btn.click(
+            studio.studio_export, [st_id, st_version], st_export, api_name="studio_export"
+        )
 
         demo.load(
             on_load,

@@ -15,8 +15,9 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ValidationError
@@ -33,9 +34,32 @@ from sim.persona import (
 from sim.trace import plot_trace
 from sim.users import Assignment
 
+if TYPE_CHECKING:
+    from sim.practice import Practice
+
 # --- small shared bits --------------------------------------------------------------------
 NO_FILTER = ""
 """The dropdown value meaning "all" (all archetypes, every trainee, any difficulty)."""
+
+ChatHistory = list[dict[str, str]]
+
+
+def as_text(text: str) -> str:
+    """Messages are shown as typed: HTML in them is text, never markup (the chat renders HTML)."""
+    return html.escape(text, quote=False)
+
+
+def to_chat(practice: Practice, session_id: str) -> ChatHistory:
+    """A stored session as the chat component's messages."""
+    rec = practice.store.get_session(session_id)
+    return [
+        {"role": "assistant" if t.role == "customer" else "user", "content": as_text(t.text)}
+        for t in rec.turns
+    ]
+
+
+def dataframe(rows: list[list[str]], headers: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=headers)
 
 
 def esc(text: object) -> str:

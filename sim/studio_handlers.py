@@ -1,0 +1,440 @@
+"""Persona Studio's handlers: trainers write, check, preview, publish and restore personas.
+
+``app.py`` builds one :class:`StudioHandlers` and wires its ``studio_*`` methods into the
+Studio tab. Each handler checks the trainer role on the server (through ``trainer``) because
+it can be called through the Gradio API as well as from the page. The library itself (drafts,
+versions, publishing) is ``sim/persona_repo.py``; the form and table helpers are
+``sim/ui_helpers.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sim.persona import Persona, PersonaError, parse_persona
+from sim.persona_repo import (
+    ConflictError,
+    PersonaRepo,
+    RepoError,
+    VersionInfo,
+    check_id,
+    normalise_text,
+)
+from sim.practice import InputRejected, Practice
+from sim.simulator import SimulatorError
+from sim.store import SessionStore
+from sim.ui_helpers import (
+    FORM_FIELDS,
+    LIBRARY_HEADERS,
+    VERSION_HEADERS,
+    ChatHistory,
+    StatusKind,
+    blank_form,
+    can_publish,
+    check_report_html,
+    dataframe,
+    form_to_yaml,
+    library_table,
+    or_none,
+    persona_choices,
+    problems_html,
+    status_html,
+    to_chat,
+    version_choices,
+    versions_table,
+    write_download,
+    yaml_to_form,
+)
+from sim.users import User
+
+Request = gr.Request | None
+"""What every handler takes last: Gradio fills it in (``request.username``)."""
+MAX_IMPORT_BYTES = 256 * 1024
+MAX_PREVIEWS = 64
+
+
+class StudioHandlers:
+    """The Studio tab's handlers over one persona library.
+
+    ``trainer`` resolves the acting user from the request and refuses anyone but a trainer;
+    ``published`` returns the personas on offer now (and adds new ones to the practice).
+    """
+
+    n_editor = len(FORM_FIELDS) + 9
+    """How many outputs the editor handlers return (the layout asserts it)."""
+
+    def __init__(
+        self,
+        practice: Practice,
+        library: PersonaRepo,
+        trainer: Callable[[Request], User],
+        published: Callable[[], dict[str, Persona]],
+    ) -> None:
+        self.practice = practice
+        self.library = library
+        self.trainer = trainer
+        self.published = published
+        # (id, text sha) -> the check passed, from this server only
+        self._checks: dict[tuple[str, str], bool] = {}
+        self._previews: OrderedDict[str, tuple[Practice, str, str | None]] = OrderedDict()
+        self._preview_lock = threading.Lock()
+        self._preview_store: list[SessionStore] = []
+
+    def _author(self, user: User) -> str:
+        return user.name or "local"
+
+    def _infos_of(self, pid: str) -> list[VersionInfo]:
+        try:
+            return self.library.versions(pid)
+        except (RepoError, ValueError):
+            return []
+
+    def _passed_check(self, pid: str, version: Any) -> bool:
+        if version in (None, ""):
+            return False
+        sha = next((i.sha for i in self._infos_of(pid) if i.version == int(version)), None)
+        return sha is not None and self._checks.get((pid, sha), False)
+
+    def _publish_button(self, pid: str, version: Any, reason: str | None) -> Any:
+        ok = bool(pid) and version not in (None, "")
+        return gr.update(interactive=ok and can_publish(self._passed_check(pid, version), reason))
+
+    def studio_list(
+        self, query: str, archetype: str, difficulty: str, archived: bool, request: Request = None
+    ) -> tuple[Any, ...]:
+        self.trainer(request)
+        found = self.library.list(
+            query or "", or_none(archetype), or_none(difficulty), bool(archived)
+        )
+        return (
+            dataframe(library_table(found), LIBRARY_HEADERS),
+            gr.update(choices=[(f"{s.name or s.id} ({s.id}, {s.status})", s.id) for s in found]),
+        )
+
+    def _editor(
+        self, pid: str, text: str, base: str | None, message: str, kind: StatusKind = "info"
+    ) -> tuple[Any, ...]:
+        try:
+            values = yaml_to_form(text)
+        except ValueError:
+            values = blank_form()
+        infos = self._infos_of(pid)
+        latest = infos[-1].version if infos else None
+        return (
+            pid,
+            base,
+            *values,
+            text,
+            problems_html(self.library.validate(text, pid), pid),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=latest),
+            status_html(message, kind),
+            "",
+            self._publish_button(pid, latest, ""),
+        )
+
+    def _editor_status(self, message: str) -> tuple[Any, ...]:
+        """Leave the editor as it is (the trainer's text included) and say why."""
+        out: list[Any] = [gr.skip()] * self.n_editor
+        out[self.n_editor - 3] = status_html(message, "error")
+        return tuple(out)
+
+    def _open_persona(self, pid: str, message: str) -> tuple[Any, ...]:
+        try:
+            text = self.library.get_text(pid)
+            base = self.library.head_sha(pid)
+        except (RepoError, ValueError) as exc:
+            return self._editor_status(str(exc))
+        return self._editor(pid, text, base, message)
+
+    def studio_open(self, persona_id: str, request: Request = None) -> tuple[Any, ...]:
+        self.trainer(request)
+        if not persona_id:
+            return self._editor_status("Pick a persona to open.")
+        return self._open_persona(persona_id, f"Opened {persona_id}.")
+
+    def studio_new(self, new_id: str, request: Request = None) -> tuple[Any, ...]:
+        self.trainer(request)
+        pid = (new_id or "").strip()
+        try:
+            check_id(pid)
+            if self.library.exists(pid):
+                return self._editor_status(
+                    f"A persona with the id '{pid}' already exists: open it."
+                )
+        except (RepoError, ValueError) as exc:
+            return self._editor_status(str(exc))
+        text = form_to_yaml(blank_form())
+        return self._editor(
+            pid, text, None, f"New persona '{pid}': fill in the form, then Save draft."
+        )
+
+    def studio_clone(
+        self, persona_id: str, new_id: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        if not persona_id:
+            return self._editor_status("Open the persona to clone first.")
+        try:
+            self.library.clone(persona_id, (new_id or "").strip(), self._author(user))
+        except PersonaError as exc:
+            return self._editor_status(f"{persona_id} can't be cloned until it is valid: {exc}")
+        except (RepoError, ValueError) as exc:
+            return self._editor_status(str(exc))
+        return self._open_persona(
+            new_id.strip(), f"Cloned {persona_id} as {new_id.strip()} (a draft)."
+        )
+
+    def studio_archive(self, persona_id: str, request: Request = None) -> tuple[Any, ...]:
+        self.trainer(request)
+        if not persona_id:
+            return status_html("Open the persona to archive first.", "error"), gr.skip()
+        try:
+            self.library.archive(persona_id)
+        except (RepoError, ValueError) as exc:
+            return status_html(str(exc), "error"), gr.skip()
+        return (
+            status_html(f"Archived {persona_id}: trainees are no longer offered it.", "ok"),
+            gr.update(choices=persona_choices(self.published())),
+        )
+
+    def studio_form_to_yaml(
+        self, request: Request, persona_id: str, *values: Any
+    ) -> tuple[str, str]:
+        """Form -> YAML (``request`` comes first here: the form's values are variadic)."""
+        self.trainer(request)
+        text = form_to_yaml(values)
+        return text, problems_html(self.library.validate(text, persona_id or ""), persona_id or "")
+
+    def studio_yaml_to_form(
+        self, persona_id: str, text: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        self.trainer(request)
+        problems = problems_html(
+            self.library.validate(text or "", persona_id or ""), persona_id or ""
+        )
+        try:
+            values = yaml_to_form(text or "")
+        except ValueError:
+            return (*[gr.skip()] * len(FORM_FIELDS), problems)
+        return (*values, problems)
+
+    def studio_save(
+        self,
+        persona_id: str,
+        text: str,
+        base: str | None,
+        note: str,
+        reason: str,
+        request: Request = None,
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        skip = gr.skip()
+        if not persona_id:
+            return skip, status_html("Press New or open a persona first.", "error"), *[skip] * 4
+        try:
+            info = self.library.save_draft(
+                persona_id, text or "", self._author(user), base or None, note or ""
+            )
+        except ConflictError as exc:
+            msg = f"{exc} Your text is still in the editor: copy it before you reopen."
+            return skip, status_html(msg, "error"), *[skip] * 4
+        except PersonaError as exc:
+            return (
+                skip,
+                status_html("Not saved: fix the problems below first.", "error"),
+                skip,
+                skip,
+                problems_html(exc.problems, persona_id),
+                skip,
+            )
+        except (RepoError, ValueError) as exc:
+            return skip, status_html(str(exc), "error"), *[skip] * 4
+        infos = self._infos_of(persona_id)
+        return (
+            info.sha,
+            status_html(f"Saved {persona_id} v{info.version} (a draft: publish to use it).", "ok"),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=info.version),
+            problems_html([], persona_id),
+            self._publish_button(persona_id, info.version, reason),
+        )
+
+    def _parsed(self, persona_id: str, text: str) -> Persona:
+        problems = self.library.validate(text or "", persona_id or "")
+        if problems:
+            raise PersonaError(problems)
+        return parse_persona(normalise_text(text), persona_id, f"{persona_id}.yaml")
+
+    def studio_check(
+        self, persona_id: str, text: str, version: Any, reason: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        self.trainer(request)
+        from sim.probe_check import check_draft
+
+        try:
+            persona = self._parsed(persona_id, text)
+        except PersonaError as exc:
+            return problems_html(exc.problems, persona_id or ""), gr.skip(), gr.skip()
+        try:
+            report = check_draft(self.practice, persona)
+        except Exception as exc:  # a model failure is not a failed check
+            return "", gr.skip(), status_html(f"The check could not run: {exc}", "error")
+        self._checks[(persona_id, report.persona_version)] = report.passed
+        saved = any(i.sha == report.persona_version for i in self._infos_of(persona_id))
+        note = "" if saved else " This text isn't saved yet: Save draft, then publish."
+        return (
+            check_report_html(report),
+            self._publish_button(persona_id, version, reason),
+            status_html(
+                ("Check passed." if report.passed else "Check failed.") + note,
+                "ok" if report.passed else "error",
+            ),
+        )
+
+    def studio_publish_state(
+        self, persona_id: str, version: Any, reason: str, request: Request = None
+    ) -> Any:
+        self.trainer(request)
+        return self._publish_button(persona_id, version, reason)
+
+    def studio_publish(
+        self, persona_id: str, version: Any, reason: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        skip = gr.skip()
+        if not persona_id or version in (None, ""):
+            return status_html("Save a draft, then pick the version to publish.", "error"), *[
+                skip
+            ] * 5
+        passed = self._passed_check(persona_id, version)
+        try:
+            info = self.library.publish(
+                persona_id, int(version), self._author(user), passed, None if passed else reason
+            )
+        except PersonaError as exc:
+            return status_html(f"Not published: {exc}", "error"), *[skip] * 5
+        except (RepoError, ValueError) as exc:
+            return status_html(str(exc), "error"), *[skip] * 5
+        infos = self._infos_of(persona_id)
+        why = "its check passed" if passed else f"override: {info.override_reason}"
+        offered = persona_choices(self.published())
+        return (
+            status_html(f"Published {persona_id} v{info.version} ({why}).", "ok"),
+            dataframe(versions_table(infos), VERSION_HEADERS),
+            gr.update(choices=version_choices(infos), value=info.version),
+            self._publish_button(persona_id, info.version, reason),
+            gr.update(choices=offered),
+            gr.update(choices=offered),
+        )
+
+    def studio_restore(
+        self, persona_id: str, version: Any, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        if not persona_id or version in (None, ""):
+            return self._editor_status("Pick a version to restore.")
+        try:
+            info = self.library.restore(persona_id, int(version), self._author(user))
+        except (RepoError, ValueError) as exc:
+            return self._editor_status(str(exc))
+        return self._open_persona(persona_id, f"Restored v{version} as v{info.version} (a draft).")
+
+    def studio_import(self, file: Any, new_id: str, request: Request = None) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        if not file:
+            return self._editor_status("Choose a YAML file to import.")
+        path = Path(str(file))
+        pid = (new_id or "").strip() or path.stem.lower().replace(" ", "_")
+        try:
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                return self._editor_status(f"That file is over {MAX_IMPORT_BYTES // 1024} KB.")
+            text = path.read_text(encoding="utf-8")
+            self.library.import_yaml(
+                text, pid, self._author(user), note=f"imported from {path.name}"
+            )
+        except PersonaError as exc:
+            return self._editor_status(f"Not imported: {exc}")
+        except (RepoError, ValueError, OSError) as exc:
+            return self._editor_status(f"Not imported: {exc}")
+        return self._open_persona(pid, f"Imported {path.name} as {pid} (a draft).")
+
+    def studio_export(self, persona_id: str, version: Any, request: Request = None) -> str:
+        self.trainer(request)
+        if not persona_id:
+            raise gr.Error("Open a persona first.", print_exception=False)
+        try:
+            text = self.library.export_yaml(
+                persona_id, None if version in (None, "") else int(version)
+            )
+        except (RepoError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return str(write_download(text, f"{persona_id}.yaml"))
+
+    def _sibling(self, persona: Persona) -> Practice:
+        """A Practice that knows only the draft, sharing the app's model, grader and rule
+        matcher, writing to a separate preview store (previews stay out of history)."""
+        with self._preview_lock:
+            if not self._preview_store:
+                self._preview_store.append(
+                    SessionStore(self.practice.settings.data_dir / "studio-preview.sqlite3")
+                )
+        return Practice(
+            self.practice.settings,
+            self._preview_store[0],
+            {persona.id: persona},
+            model_factory=lambda _: self.practice.model,
+            signals_factory=lambda _: self.practice.signals,
+            matcher_factory=lambda _: self.practice.director(persona).matcher,
+        )
+
+    def studio_preview_start(
+        self, persona_id: str, text: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        try:
+            persona = self._parsed(persona_id, text)
+        except PersonaError as exc:
+            return [], "", problems_html(exc.problems, persona_id or "")
+        preview = self._sibling(persona)
+        session = preview.start(persona.id, user.id)
+        token = uuid.uuid4().hex
+        with self._preview_lock:
+            self._previews[token] = (preview, session.id, user.id)
+            while len(self._previews) > MAX_PREVIEWS:
+                self._previews.popitem(last=False)
+        return (
+            to_chat(preview, session.id),
+            token,
+            status_html("Preview of this text started: reply as the agent.", "info"),
+        )
+
+    def studio_preview_send(
+        self, message: str, chat: ChatHistory, token: str, request: Request = None
+    ) -> tuple[Any, ...]:
+        user = self.trainer(request)
+        with self._preview_lock:
+            entry = self._previews.get(token or "")
+        if entry is None or entry[2] != user.id:
+            return chat, message, status_html("Press Start preview first.", "error")
+        preview, sid, _ = entry
+        session = preview.resume(sid)
+        try:
+            text = session.check_message(message or "")
+            for _ in session.respond(text):
+                pass
+        except (InputRejected, SimulatorError) as exc:
+            return to_chat(preview, sid), message, status_html(str(exc), "error")
+        state = session.state()
+        return (
+            to_chat(preview, sid),
+            "",
+            status_html(f"Distress now {state.mood:.1f} / 10 · outcome: {state.outcome}", "info"),
+        )
