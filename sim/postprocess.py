@@ -34,6 +34,8 @@ _AGENT_VOICE = [
     r"\bi (?:can't|cannot|don't have|do not have) (?:the )?access (?:to )?(?:any|your|account|personal)",
     r"\bi(?:'m| am) (?:not able|unable) to (?:access|view|see) (?:any |your )?(?:account|personal)",
     r"\bplease (?:provide|share) (?:me with )?your\b",
+    r"\bi(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:that|this|about)\b",
+    r"\bit (?:sounds|looks|seems) like you(?:'re| are) (?:having|experiencing)\b",
 ]
 _AI_VOICE = [
     r"\bas an ai\b",
@@ -60,6 +62,12 @@ def clean_reply(raw: str, name: str | None = None) -> str:
         text = text[: m.start()]
     text = speaker.sub("", text, count=1)
     text = _VOCATIVE.sub("", text)  # "Thanks, Agent." -> "Thanks." (the prompt labels them so)
+    if name:
+        # A small model echoes the agent's "I'm sorry, Gareth." back as "Sorry, Gareth.":
+        # the customer never calls themselves by name, so the vocative goes.
+        parts = name.split()
+        own = "|".join(re.escape(n) for n in sorted({name, parts[0], parts[-1]}, key=len)[::-1])
+        text = re.sub(rf",\s*(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?(?:{own})\b(?=\s*[.!?,])", "", text)
     text = _STAGE.sub("", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -54,6 +54,12 @@ def test_trainer_prose_with_braces_is_safe() -> None:
         ("No.\nAgent: I understand, let me help.\nCustomer: ok", "No."),
         ('"Just fix it."', "Just fix it."),
         ("Yes. (Reply only as Gareth, the customer, in 1-3 sentences.)", "Yes."),
+        ("Sorry, Gareth. No storms here.", "Sorry. No storms here."),
+        ("That's not good enough, Mr Pryce!", "That's not good enough!"),
+        ("Well, Gareth Pryce, I'm still waiting.", "Well, I'm still waiting."),
+        ("My name is Gareth Pryce.", "My name is Gareth Pryce."),
+        ("Hi, Gareth here. It's still down.", "Hi, Gareth here. It's still down."),
+        ("It's Gareth, by the way.", "It's Gareth, by the way."),
     ],
 )
 def test_clean_reply(raw: str, clean: str) -> None:
@@ -69,6 +75,13 @@ def test_clean_reply_keeps_ordinary_colons() -> None:
     [
         ("How can I help you today?", "speaks_as_agent"),
         ("Thank you for contacting Lumenline support.", "speaks_as_agent"),
+        (
+            "Good day, I'm sorry to hear this. The estimates are based on past use.",
+            "speaks_as_agent",
+        ),
+        ("It looks like you're having trouble connecting.", "speaks_as_agent"),
+        ("It looks like you don't know either.", None),
+        ("I'm sorry, but that's not good enough.", None),
         ("As an AI, I cannot do that.", "says_ai"),
         ("I'm a language model trained to help.", "says_ai"),
         ("   ", "empty"),
