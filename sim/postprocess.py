@@ -18,7 +18,13 @@ _VOCATIVE = re.compile(r",\s*(?:Mr\.?\s+|Ms\.?\s+)?Agent\b(?=\s*[.!?,])")
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
 # Echoes of the per-turn notes the prompt carries (reminder, director's note, correction).
 _REMINDER = re.compile(
-    r"\((?:Reply only as|Now [\w' -]{1,40} feels|Your last reply was not acceptable)[^)]*\)", re.I
+    r"\((?:Reply only as|Now [\w' -]{1,40} feels|Your last reply was not acceptable)[^)]*\)"
+    # ... and the same notes echoed without their brackets, a sentence or a line at a time
+    r"|(?:^|(?<=\s))(?:Now [\w' -]{1,40} feels [^.\n]{0,80}?distress \d+ of 10[^.\n]*"
+    r"|Reply only as [\w' -]{1,40}, the customer[^.\n]*"
+    r"|Your last reply was not acceptable[^.\n]*"
+    r"|They asked about something you know, so tell them now, in your words)[.:]?",
+    re.I,
 )
 
 # Phrases a customer wouldn't say but a support agent or a chatbot would.

@@ -54,6 +54,17 @@ def test_trainer_prose_with_braces_is_safe() -> None:
         ("No.\nAgent: I understand, let me help.\nCustomer: ok", "No."),
         ('"Just fix it."', "Just fix it."),
         ("Yes. (Reply only as Gareth, the customer, in 1-3 sentences.)", "Yes."),
+        (
+            "I called the bank twice.\nNow Gareth feels more upset, distress 3 of 10, calmer than a "
+            "moment ago.",
+            "I called the bank twice.",
+        ),
+        ("Fine. Reply only as Gareth, the customer, in 1-3 sentences.", "Fine."),
+        (
+            "They asked about something you know, so tell them now, in your words: it's 4417.",
+            "it's 4417.",
+        ),
+        ("Now I feel better about it.", "Now I feel better about it."),
         ("Sorry, Gareth. No storms here.", "Sorry. No storms here."),
         ("That's not good enough, Mr Pryce!", "That's not good enough!"),
         ("Well, Gareth Pryce, I'm still waiting.", "Well, I'm still waiting."),
