@@ -15,6 +15,7 @@ _ROLE_TOKENS = re.compile(
 _STAGE = re.compile(r"\*[^*\n]{1,60}\*|\((?:[a-z][^()\n]{0,50})\)|\[[^\[\]\n]{1,50}\]")
 _SPEAKERS = r"customer|user|client"
 _VOCATIVE = re.compile(r",\s*(?:Mr\.?\s+|Ms\.?\s+)?Agent\b(?=\s*[.!?,])")
+_GREETS_AGENT = re.compile(r"\b(Hi|Hey|Hello|Thanks|Thank you|Cheers)\s+Agent\b")
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
 # Echoes of the per-turn notes the prompt carries (reminder, director's note, correction).
 _REMINDER = re.compile(
@@ -42,6 +43,7 @@ _AGENT_VOICE = [
     r"\bplease (?:provide|share) (?:me with )?your\b",
     r"\bi(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:that|this|about)\b",
     r"\bit (?:sounds|looks|seems) like you(?:'re| are) (?:having|experiencing)\b",
+    r"\bno fault (?:on|at) our (?:side|end)\b",
 ]
 _AI_VOICE = [
     r"\bas an ai\b",
@@ -68,6 +70,7 @@ def clean_reply(raw: str, name: str | None = None) -> str:
         text = text[: m.start()]
     text = speaker.sub("", text, count=1)
     text = _VOCATIVE.sub("", text)  # "Thanks, Agent." -> "Thanks." (the prompt labels them so)
+    text = _GREETS_AGENT.sub(r"\1", text)  # "Hi Agent," -> "Hi,"
     if name:
         # A small model echoes the agent's "I'm sorry, Gareth." back as "Sorry, Gareth.":
         # the customer never calls themselves by name, so the vocative goes.
