@@ -78,11 +78,27 @@ def clean_reply(raw: str, name: str | None = None) -> str:
         own = "|".join(re.escape(n) for n in sorted({name, parts[0], parts[-1]}, key=len)[::-1])
         text = re.sub(rf",\s*(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?(?:{own})\b(?=\s*[.!?,])", "", text)
     text = _STAGE.sub("", text)
+    text = _drop_repeats(text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     if len(text) >= 2 and text[0] == text[-1] == '"' and text.count('"') == 2:
         text = text[1:-1].strip()
     return text
+
+
+def _drop_repeats(text: str) -> str:
+    """Drop a sentence that repeats the one just before it ("Goodbye.\nGoodbye.")."""
+    out: list[str] = []
+    last, pos = "", 0
+    for m in SENTENCE_END.finditer(text):
+        sentence, pos = text[pos : m.end()], m.end()
+        key = sentence.strip().lower()
+        if key and key == last:
+            continue
+        out.append(sentence)
+        last = key or last
+    tail = text[pos:]
+    return "".join(out) + ("" if tail.strip().lower() == last else tail)
 
 
 def agent_took_over(raw: str) -> bool:

@@ -65,6 +65,9 @@ def test_trainer_prose_with_braces_is_safe() -> None:
             "it's 4417.",
         ),
         ("Now I feel better about it.", "Now I feel better about it."),
+        ("Thank you. Goodbye.\nGoodbye.", "Thank you. Goodbye."),
+        ("No. No. It is not fixed.", "No. It is not fixed."),
+        ("No, no, no. It is not fixed.", "No, no, no. It is not fixed."),
         ("Hi Agent, it started at 2am.", "Hi, it started at 2am."),
         (
             "Yes, that's perfect. Thank you Agent! Goodbye.",
