@@ -36,16 +36,8 @@ from sim.history import (
     progress,
     session_replay,
 )
-from sim.persona import (
-    PERSONA_DIR,
-    Persona,
-    PersonaError,
-    load_persona_file,
-    persona_paths,
-)
-from sim.persona_repo import (
-    PersonaRepo,
-)
+from sim.persona import PERSONA_DIR, Persona, PersonaError, load_persona_file, persona_paths
+from sim.persona_repo import PersonaRepo
 from sim.practice import (
     InputRejected,
     Practice,
@@ -56,7 +48,7 @@ from sim.practice import (
 from sim.settings import Settings
 from sim.simulator import SimulatorError
 from sim.store import Session
-from sim.studio_handlers import StudioHandlers
+from sim.studio_handlers import Request, StudioHandlers
 from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
 from sim.ui_helpers import (
     ASSESSMENT_METER,
@@ -102,9 +94,6 @@ from sim.users import (
     require_trainer,
     start_assessment,
 )
-
-Request = gr.Request | None
-"""What every data handler takes last: Gradio fills it in (``request.username``)."""
 
 
 def persona_card(p: Persona) -> str:

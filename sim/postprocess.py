@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # The end of a complete sentence in a reply (followed by whitespace, or a line break): the
@@ -56,27 +57,43 @@ _AGENT_RE = re.compile("|".join(_AGENT_VOICE), re.I)
 _AI_RE = re.compile("|".join(_AI_VOICE), re.I)
 
 
-def clean_reply(raw: str, name: str | None = None) -> str:
-    """Strip role tokens, speaker prefixes (``Customer:``, ``<name>:``), stage directions and
-    any agent lines the model went on to write. Safe to apply to a partial (streaming) reply."""
+@functools.lru_cache(maxsize=256)
+def _name_patterns(name: str | None) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    """The speaker prefix (``Customer:``, ``<name>:``) and, for a named customer, their own
+    name used as a vocative. Built once per name: :func:`clean_reply` runs on every streamed
+    chunk."""
     names = [_SPEAKERS]
     if name:
         names += [re.escape(name), re.escape(name.split()[0])]
     speaker = re.compile(rf"^\s*(?:{'|'.join(names)})\s*:\s*", re.I)
-    text = _ROLE_TOKENS.sub("", raw)
-    text = _REMINDER.sub("", text)
+    if not name:
+        return speaker, None
+    parts = name.split()
+    own = "|".join(re.escape(n) for n in sorted({name, parts[0], parts[-1]}, key=len)[::-1])
+    vocative = re.compile(rf",\s*(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?(?:{own})\b(?=\s*[.!?,])")
+    return speaker, vocative
+
+
+def _unwrapped(raw: str) -> str:
+    """The raw reply without role tokens and without echoes of the prompt's notes."""
+    return _REMINDER.sub("", _ROLE_TOKENS.sub("", raw))
+
+
+def clean_reply(raw: str, name: str | None = None) -> str:
+    """Strip role tokens, speaker prefixes (``Customer:``, ``<name>:``), stage directions and
+    any agent lines the model went on to write. Safe to apply to a partial (streaming) reply."""
+    speaker, own_name = _name_patterns(name)
+    text = _unwrapped(raw)
     m = _AGENT_LINE.search(text)
     if m:
         text = text[: m.start()]
     text = speaker.sub("", text, count=1)
     text = _VOCATIVE.sub("", text)  # "Thanks, Agent." -> "Thanks." (the prompt labels them so)
     text = _GREETS_AGENT.sub(r"\1", text)  # "Hi Agent," -> "Hi,"
-    if name:
+    if own_name is not None:
         # A small model echoes the agent's "I'm sorry, Gareth." back as "Sorry, Gareth.":
         # the customer never calls themselves by name, so the vocative goes.
-        parts = name.split()
-        own = "|".join(re.escape(n) for n in sorted({name, parts[0], parts[-1]}, key=len)[::-1])
-        text = re.sub(rf",\s*(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?(?:{own})\b(?=\s*[.!?,])", "", text)
+        text = own_name.sub("", text)
     text = _STAGE.sub("", text)
     text = _drop_repeats(text)
     text = re.sub(r"[ \t]{2,}", " ", text)
@@ -104,7 +121,7 @@ def _drop_repeats(text: str) -> str:
 def agent_took_over(raw: str) -> bool:
     """Whether the model has started writing the agent's side (an ``Agent:`` line). Nothing
     after that can be shown (:func:`clean_reply` cuts it), so the reply is complete."""
-    return _AGENT_LINE.search(_REMINDER.sub("", _ROLE_TOKENS.sub("", raw))) is not None
+    return _AGENT_LINE.search(_unwrapped(raw)) is not None
 
 
 def role_break(text: str) -> str | None:
