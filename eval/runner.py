@@ -12,12 +12,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval import suites
+from eval import labelled_suites, suites
 from eval.suites import Options
 from rubric.grader import Grader
 
-TARGETS = {"f1": 0.85, "kappa": 0.75, "agreement": 1.0, "flip_rate": 0.02, "ordered_share": 1.0}
-ALL_SUITES = ("gold", "consistency", "invariance", "known-groups")
+TARGETS = {
+    "f1": 0.90,
+    "kappa": 0.80,
+    "transfer_f1": 0.85,
+    "agreement": 1.0,
+    "flip_rate": 0.02,
+    "ordered_share": 1.0,
+    "injection": 0,
+}
+ALL_SUITES = (
+    "locked",
+    "transfer",
+    "gold",
+    "consistency",
+    "invariance",
+    "injection",
+    "known-groups",
+)
 
 
 def run(
@@ -36,7 +52,13 @@ def run(
     timings: dict[str, float] = {}
     for name in suite_names:
         t0 = time.perf_counter()
-        if name == "gold":
+        if name == "locked":
+            results["suites"]["locked"] = labelled_suites.suite_locked(grader, opts)
+        elif name == "transfer":
+            results["suites"]["transfer"] = labelled_suites.suite_transfer(grader, opts)
+        elif name == "injection":
+            results["suites"]["injection"] = labelled_suites.suite_injection(grader, opts)
+        elif name == "gold":
             results["suites"]["gold"] = suites.suite_gold(grader, opts)
         elif name == "consistency":
             results["suites"]["consistency"] = suites.suite_consistency(grader, opts)
@@ -65,18 +87,30 @@ def run(
 
 
 def reliability_card(results: dict[str, Any], techniques: Sequence[str]) -> dict[str, Any]:
-    """Per technique: kappa vs gold (test) with interval, test-retest alpha, flip rate, support, abstention."""
+    """Per technique: F1 and kappa (with interval) on the locked test, F1 on the transfer set
+    and the first gold set beside it, test-retest alpha, flip rate, support, abstention.
+
+    The headline figures come from the locked test when that suite ran, else from the first
+    gold set's test split (which is what ``held_out`` names)."""
     s = results["suites"]
-    test = s.get("gold", {}).get("test", {})
+    locked = s.get("locked", {}).get("test", {})
+    gold = s.get("gold", {}).get("test", {})
+    transfer = s.get("transfer", {}).get("all", {})
+    head, held_out = (locked, "locked test") if locked else (gold, "gold test")
     cons = s.get("consistency", {})
     inv = s.get("invariance", {})
     card: dict[str, Any] = {}
     for t in techniques:
-        g = test.get(t, {})
+        g = head.get(t, {})
         card[t] = {
+            "held_out": held_out,
             "f1": g.get("f1"),
             "kappa": g.get("kappa"),
             "kappa_ci": g.get("kappa_ci"),
+            "transfer_f1": transfer.get(t, {}).get("f1"),
+            "transfer_kappa": transfer.get(t, {}).get("kappa"),
+            "transfer_support": transfer.get(t, {}).get("support"),
+            "gold_f1": gold.get(t, {}).get("f1"),
             "retest_alpha": cons.get(t, {}).get("alpha"),
             "retest_agreement": cons.get(t, {}).get("agreement"),
             "flip_rate": inv.get("per_technique", {}).get(t),
@@ -104,26 +138,35 @@ def report_markdown(results: dict[str, Any]) -> str:
     s = results["suites"]
     card = results["reliability"]
     lines = [f"# Rapport evaluation report ({results['grader']})", ""]
+    held = next(iter(card.values()), {}).get("held_out", "gold test")
     lines += [
-        "How far to trust each technique's verdicts. F1 and κ are on the gold **test** split,",
-        "which the grader was never fitted or tuned on.",
+        f"How far to trust each technique's verdicts. F1 and κ are on the **{held}**, which",
+        "the grader was never fitted or tuned on; the transfer set is written in another style",
+        "(other industries, registers and phrasings) and was never fitted on either.",
         "",
-        "| technique | F1 (test) | κ (test) [95% CI] | retest α | flip rate | support | abstains |",
-        "|---|---|---|---|---|---|---|",
+        "| technique | F1 (held out) | κ [95% CI] | F1 transfer | F1 first gold set | retest α "
+        "| flip rate | support | abstains |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t, c in card.items():
         lines.append(
-            f"| {t} | {_fmt(c['f1'])} | {_fmt(c['kappa'])} {_fmt(c['kappa_ci'])} | {_fmt(c['retest_alpha'])} "
+            f"| {t} | {_fmt(c['f1'])} | {_fmt(c['kappa'])} {_fmt(c['kappa_ci'])} "
+            f"| {_fmt(c.get('transfer_f1'))} | {_fmt(c.get('gold_f1'))} | {_fmt(c['retest_alpha'])} "
             f"| {_fmt(c['flip_rate'], 3)} | {_fmt(c['support'])} | {_fmt(c['abstain_rate'])} |"
         )
+    f1_target = TARGETS["f1"] if held == "locked test" else 0.85
+    kappa_target = TARGETS["kappa"] if held == "locked test" else 0.75
     lines += ["", "## Targets", "", "| target | result |", "|---|---|"]
     for t, c in card.items():
         if c["f1"] is not None:
+            lines.append(f"| {t}: F1 ≥ {f1_target} ({held}) | {_fmt(c['f1'])} {_mark(c['f1'] >= f1_target)} |")
             lines.append(
-                f"| {t}: F1 ≥ {TARGETS['f1']} | {_fmt(c['f1'])} {_mark(c['f1'] >= TARGETS['f1'])} |"
+                f"| {t}: κ ≥ {kappa_target} ({held}) | {_fmt(c['kappa'])} {_mark(c['kappa'] >= kappa_target)} |"
             )
+        if c.get("transfer_f1") is not None:
             lines.append(
-                f"| {t}: κ ≥ {TARGETS['kappa']} | {_fmt(c['kappa'])} {_mark(c['kappa'] >= TARGETS['kappa'])} |"
+                f"| {t}: F1 ≥ {TARGETS['transfer_f1']} (transfer) | {_fmt(c['transfer_f1'])} "
+                f"{_mark(c['transfer_f1'] >= TARGETS['transfer_f1'])} |"
             )
         if c["retest_agreement"] is not None:
             lines.append(
@@ -133,6 +176,12 @@ def report_markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {t}: flip rate ≤ 2% | {_fmt(c['flip_rate'], 3)} {_mark(c['flip_rate'] <= TARGETS['flip_rate'])} |"
             )
+    inj = s.get("injection")
+    if inj:
+        lines.append(
+            f"| verdicts granted by grader-directed text = 0 | {inj['granted']} of {inj['checked']} "
+            f"{_mark(inj['granted'] == 0)} |"
+        )
     kg = s.get("known-groups")
     if kg:
         lines.append(
@@ -145,8 +194,26 @@ def report_markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| director: at least half the good sessions resolved | {_fmt(kg['good_resolved_share'])} {_mark(kg['good_resolved_share'] >= 0.5)} |"
             )
+    for name, title in (("locked", "Second-wave labelled turns"), ("transfer", "Transfer set")):
+        if name not in s:
+            continue
+        parts = ("dev", "test") if name == "locked" else ("all",)
+        lines += ["", f"## {title}", ""]
+        for split in parts:
+            lines += [
+                f"### {split}" if name == "locked" else "",
+                "",
+                "| technique | precision | recall | F1 [95% CI] | κ [95% CI] | support |",
+                "|---|---|---|---|---|---|",
+            ]
+            for t, m in s[name][split].items():
+                lines.append(
+                    f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} {_fmt(m['f1_ci'])} "
+                    f"| {_fmt(m['kappa'])} {_fmt(m['kappa_ci'])} | {m['support']} of {m['n']} |"
+                )
+            lines.append("")
     if "gold" in s:
-        lines += ["", "## Gold set", ""]
+        lines += ["", "## First gold set (a further check)", ""]
         for split in ("dev", "test"):
             lines += [
                 f"### {split}",
@@ -161,9 +228,12 @@ def report_markdown(results: dict[str, Any]) -> str:
                 )
             lines.append("")
         lines += [
+        ]
+    if "locked" in s or "gold" in s:
+        lines += [
             "![Per-technique F1 and kappa](bars.png)",
             "",
-            "![Confusion matrices](confusion.png)",
+            "![Confusion matrices (held-out test)](confusion.png)",
             "",
         ]
     if "consistency" in s:
@@ -255,16 +325,25 @@ def plots(results: dict[str, Any], out: Path) -> None:
 
     s = results["suites"]
     techs = results["techniques"]
-    if "gold" in s:
-        test = s["gold"]["test"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+    if "locked" in s or "gold" in s:
+        test = s["locked"]["test"] if "locked" in s else s["gold"]["test"]
+        transfer = s.get("transfer", {}).get("all")
+        fig, ax = plt.subplots(figsize=(7.5, 3.5))
         x = np.arange(len(techs))
-        ax.bar(x - 0.2, [test[t]["f1"] for t in techs], 0.4, label="F1")
-        ax.bar(x + 0.2, [test[t]["kappa"] for t in techs], 0.4, label="κ")
+        w = 0.27 if transfer else 0.4
+        ax.bar(x - w, [test[t]["f1"] for t in techs], w, label="F1 held out")
+        ax.bar(x, [test[t]["kappa"] for t in techs], w, label="κ held out")
+        if transfer:
+            ax.bar(x + w, [transfer[t]["f1"] for t in techs], w, label="F1 transfer")
         ax.axhline(TARGETS["f1"], color="grey", ls="--", lw=1, label="F1 target")
         ax.set_xticks(x, techs)
         ax.set_ylim(0, 1)
-        ax.set_title("Agreement with human labels (gold test split)")
+        ax.set_title(
+            "Agreement with human labels ("
+            + ("locked test" if "locked" in s else "gold test split")
+            + (", transfer set" if transfer else "")
+            + ")"
+        )
         ax.legend(loc="lower right")
         fig.tight_layout()
         fig.savefig(out / "bars.png", dpi=110)

@@ -1,14 +1,21 @@
 """Where a grade is made: per agent turn and technique, used / not used / not scored.
 
-The default path is the deterministic classifier (``rubric/classifier.py``). When a capable
-OpenAI-compatible model is configured, an LLM judge (``rubric/judge.py``) runs too; the
-combined verdict records which path decided and flags disagreements.
+The default path is the fine-tuned turn model (``rubric/turn_model.py``, ONNX): it reads the
+customer's preceding words with the agent's turn and gives one probability per technique and
+marker, against thresholds chosen on the ``dev`` split. The earlier exemplar classifier
+(``rubric/classifier.py``) is kept for comparison and as the fallback when no turn model has
+been fitted (``RAPPORT_GRADER_MODEL=exemplar``). When a capable OpenAI-compatible model is
+configured, an LLM judge (``rubric/judge.py``) runs too; the combined verdict records which
+path decided and flags disagreements. Sentences addressed to the grader
+(``rubric/injection.py``) are never scored or quoted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,11 +26,15 @@ from rubric.classifier import (
     ExemplarIndex,
     analyse_turn,
     load_calibration_for,
+    rubric_hash,
     score,
+    segments,
 )
 from rubric.embeddings import get_encoder
 from rubric.guidance import GuidanceStore
+from rubric.injection import addresses_grader
 from rubric.techniques import Rubric, load_rubric
+from rubric.turn_model import MODEL_DIR, TurnModel, get_turn_model
 from sim.settings import Settings
 
 Source = Literal["classifier", "llm_judge", "combined"]
@@ -127,19 +138,26 @@ class Grader:
         calibration: Calibration,
         guidance: GuidanceStore | None = None,
         judge: Any | None = None,
+        turn_model: TurnModel | None | Literal["default"] = "default",
     ) -> None:
         self.rubric = rubric
         self.index = index
         self.calibration = calibration
         self.guidance = guidance
         self.judge = judge
+        if turn_model == "default":
+            turn_model = default_turn_model(rubric)
+        self.turn_model: TurnModel | None = turn_model
 
     @classmethod
     def from_settings(cls, settings: Settings, judge: Any | None = None) -> Grader:
         rubric = load_rubric()
         guidance = GuidanceStore(settings)
         index = ExemplarIndex(rubric, guidance.client)
-        return cls(rubric, index, load_calibration_for(rubric), guidance, judge)
+        model: TurnModel | None | Literal["default"] = (
+            None if settings.grader_model == "exemplar" else "default"
+        )
+        return cls(rubric, index, load_calibration_for(rubric), guidance, judge, model)
 
     @property
     def technique_ids(self) -> list[str]:
@@ -153,6 +171,8 @@ class Grader:
         """
         get_encoder().cache_clear()
         self.index.cache_clear()
+        if self.turn_model is not None:
+            self.turn_model.cache_clear()
 
     def _cite(self, technique_id: str, vec: np.ndarray, k: int = 2) -> list[str]:
         if self.guidance is None:
@@ -168,7 +188,63 @@ class Grader:
     def classify_turn(
         self, agent_text: str, customer_text: str
     ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
-        """The classifier's verdicts for one agent turn, plus marker verdicts."""
+        """The verdicts for one agent turn, plus marker verdicts."""
+        if self.turn_model is not None:
+            return self._classify_with_model(self.turn_model, agent_text, customer_text)
+        return self.classify_with_exemplars(agent_text, customer_text)
+
+    def _classify_with_model(
+        self, model: TurnModel, agent_text: str, customer_text: str
+    ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        segs = segments(agent_text)
+        scored = [s for s in segs if s and not addresses_grader(s)]
+        verdicts: dict[str, Verdict] = {}
+        markers: dict[str, Verdict] = {}
+        if not scored:  # nothing addressed to the customer: nothing to credit
+            for tid in self.technique_ids:
+                verdicts[tid] = Verdict(used=False, confidence=1.0, note="no words to the customer")
+            for mid in self.rubric.marker_ids:
+                markers[mid] = Verdict(used=False, confidence=1.0)
+            return verdicts, markers
+        text = agent_text if len(scored) == len(segs) else " ".join(scored)
+        pairs = [(customer_text, text)]
+        if len(scored) > 1:
+            pairs += [(customer_text, s) for s in scored]
+        probs = model.predict(pairs)
+        turn_p, seg_p = probs[0], (probs[1:] if len(scored) > 1 else probs[:1])
+        vecs = get_encoder().encode(scored) if self.guidance is not None else None
+        labels = model.labels
+        for tid in [*self.technique_ids, *self.rubric.marker_ids]:
+            if tid not in labels:
+                v = Verdict(
+                    used=None, note="not in the fitted turn model yet: run `rapport rubric fit`"
+                )
+            else:
+                j = labels.index(tid)
+                cal = model.card.calibration[tid]
+                s = float(turn_p[j])
+                used: bool | None = s >= cal.threshold
+                if abs(s - cal.threshold) < cal.abstain_band:
+                    used = None
+                best = int(np.argmax(seg_p[:, j]))
+                cite = (
+                    self._cite(tid, vecs[best])
+                    if vecs is not None and tid in self.technique_ids
+                    else []
+                )
+                v = Verdict(
+                    used=used,
+                    evidence=verify_evidence(scored[best] if used else None, agent_text),
+                    guidance_ids=cite,
+                    confidence=s if used else 1.0 - s,
+                )
+            (verdicts if tid in self.technique_ids else markers)[tid] = v
+        return verdicts, markers
+
+    def classify_with_exemplars(
+        self, agent_text: str, customer_text: str
+    ) -> tuple[dict[str, Verdict], dict[str, Verdict]]:
+        """The exemplar classifier's verdicts (the pre-turn-model grader), for comparison."""
         a = analyse_turn(self.index, agent_text, customer_text)
         verdicts: dict[str, Verdict] = {}
         for tid in self.technique_ids:
@@ -239,3 +315,29 @@ class Grader:
         return TranscriptGrade(
             id=transcript_id, turns=graded, summary=summarise(graded, self.technique_ids)
         )
+
+
+def default_turn_model(rubric: Rubric, model_dir: Path = MODEL_DIR) -> TurnModel | None:
+    """The shipped turn model, or None (with a warning) when none has been fitted.
+
+    Warns when the rubric changed since the fit: grades still work, but a technique added to
+    ``techniques.yaml`` is "not scored" until ``rapport rubric fit`` has run."""
+    if not (model_dir / "turn_model.json").exists():
+        warnings.warn(
+            f"No fitted turn model in {model_dir}; grading with the exemplar classifier. "
+            "Run: rapport rubric fit",
+            stacklevel=3,
+        )
+        return None
+    model = get_turn_model(model_dir)
+    if model.card.rubric_hash != rubric_hash(rubric):
+        warnings.warn(stale_message(), stacklevel=3)
+    return model
+
+
+def stale_message() -> str:
+    return (
+        "The fitted turn model is older than rubric/techniques.yaml; grades still work, "
+        "but run 'rapport rubric fit' so edited exemplars and new techniques take effect."
+    )
+

@@ -136,15 +136,17 @@ def _num(x: Any, nd: int = 2) -> str:
 
 
 def reliability_table(card: dict[str, dict[str, Any]]) -> str:
-    """Markdown table for trainers."""
+    """Markdown table for trainers: the locked test beside the transfer set and first gold set."""
     rows = [
-        "| technique | F1 vs human labels | κ [95% CI] | same grade on rerun (α) | flips under rewording | labelled examples | not scored |",
-        "|---|---|---|---|---|---|---|",
+        "| technique | F1, locked test | κ [95% CI] | F1, transfer set | F1, first gold set "
+        "| same grade on rerun (α) | flips under rewording | labelled examples | not scored |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t, c in card.items():
         ci = c.get("kappa_ci") or [None, None]
         rows.append(
             f"| {t} | {_num(c.get('f1'))} | {_num(c.get('kappa'))} [{_num(ci[0])}, {_num(ci[1])}] "
+            f"| {_num(c.get('transfer_f1'))} | {_num(c.get('gold_f1'))} "
             f"| {_num(c.get('retest_alpha'))} | {_num((c.get('flip_rate') or 0) * 100, 1)}% "
             f"| {c.get('support', 'n/a')} | {_num((c.get('abstain_rate') or 0) * 100, 0)}% |"
         )
@@ -160,13 +162,14 @@ def about_panel(card: dict[str, dict[str, Any]] | None) -> str:
         )
     items = "".join(
         f"<li><b>{_e(t)}</b>: agrees with human labels with F1 {_num(c.get('f1'))} "
-        f"(κ {_num(c.get('kappa'))}); the same conversation always gets the same grade "
+        f"(κ {_num(c.get('kappa'))}), and F1 {_num(c.get('transfer_f1'))} on conversations "
+        "written in another style; the same conversation always gets the same grade "
         f"(α {_num(c.get('retest_alpha'))}); rewording flips {_num((c.get('flip_rate') or 0) * 100, 1)}% of verdicts.</li>"
         for t, c in card.items()
     )
     return (
         '<details class="rp-about" id="about-score"><summary>About this score</summary>'
-        "<p>Grades come from a deterministic classifier checked against labelled conversations "
+        "<p>Grades come from a deterministic model checked against labelled conversations "
         f"it was not tuned on. How far to trust each technique:</p><ul>{items}</ul>"
         "<p>“Not scored” means the grader was unsure and says so rather than guessing.</p></details>"
     )

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         None, description="Sampling seed, for reproducible customer replies (e.g. in evaluation)."
     )
 
+    grader_model: Literal["turn_model", "exemplar"] = Field(
+        "turn_model",
+        description="The default grader: the fine-tuned turn model, or the earlier exemplar "
+        "classifier (kept for comparison).",
+    )
     judge: bool = Field(
         True, description="With the openai provider, also grade with the LLM judge."
     )

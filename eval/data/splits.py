@@ -1,0 +1,103 @@
+"""Assign the second-wave labelled turns to ``train``, ``dev`` and the locked ``test``.
+
+``python -m eval.data.splits`` reads ``eval/data/turns/raw/*.jsonl`` (what the writers
+wrote, no split) and writes ``eval/data/turns/{train,dev,test}.jsonl``. It also gathers the
+transfer set (``eval/data/transfer/*.jsonl`` into ``eval/data/transfer.jsonl``).
+
+- Each row goes to a split by a hash of its id (about 65 / 15 / 20 per writer), so the
+  assignment does not depend on file order and adding rows never moves old ones.
+- A dev or test row whose agent turn is a near-duplicate of a train row (cosine similarity
+  of the MiniLM sentence vectors at or above :data:`NEAR_DUPLICATE`) moves to train, so the
+  locked test never holds a reworded copy of something the model was fitted on.
+
+The split files are committed; rerunning this on the same raw files gives the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent
+RAW = DATA / "turns" / "raw"
+OUT = DATA / "turns"
+TRANSFER_RAW = DATA / "transfer"
+TRANSFER = DATA / "transfer.jsonl"
+NEAR_DUPLICATE = 0.92
+SHARES = (("test", 0.20), ("dev", 0.15), ("train", 0.65))
+
+
+def _read(paths: list[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for p in sorted(paths):
+        rows += [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows
+
+
+def bucket(row_id: str) -> str:
+    """The split a row's id hashes to, before the near-duplicate rule."""
+    u = int(hashlib.sha256(row_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    edge = 0.0
+    for name, share in SHARES:
+        edge += share
+        if u < edge:
+            return name
+    return "train"
+
+
+def max_similarity(a: list[str], b: list[str]) -> np.ndarray:
+    """For each text in ``a``, its highest cosine similarity to any text in ``b``."""
+    from rubric.embeddings import get_encoder
+
+    if not a or not b:
+        return np.zeros(len(a))
+    enc = get_encoder()
+    va, vb = enc.encode(a), enc.encode(b)
+    sims: np.ndarray = (va @ vb.T).max(axis=1)
+    return sims
+
+
+def assign(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
+    for r in rows:
+        out[bucket(r["id"])].append(r)
+    for held in ("test", "dev"):
+        sims = max_similarity([r["agent"] for r in out[held]], [r["agent"] for r in out["train"]])
+        moved = [r for r, s in zip(out[held], sims, strict=True) if s >= NEAR_DUPLICATE]
+        out[held] = [r for r, s in zip(out[held], sims, strict=True) if s < NEAR_DUPLICATE]
+        out["train"] += moved
+    for name, rs in out.items():
+        for r in rs:
+            r["split"] = name
+        rs.sort(key=lambda r: r["id"])
+    return out
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+
+
+def main() -> None:
+    rows = _read(list(RAW.glob("*.jsonl")))
+    splits = assign(rows)
+    for name, rs in splits.items():
+        write(OUT / f"{name}.jsonl", rs)
+        labels = Counter(lbl for r in rs for lbl in r["labels"])
+        print(f"{name}: {len(rs)} turns; " + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())))
+    tx = _read(list(TRANSFER_RAW.glob("*.jsonl")))
+    for r in tx:
+        r["split"] = "transfer"
+    write(TRANSFER, sorted(tx, key=lambda r: r["id"]))
+    sims = max_similarity([r["agent"] for r in tx], [r["agent"] for r in splits["train"]])
+    print(f"transfer: {len(tx)} turns; max similarity to train {sims.max() if len(sims) else 0:.3f}")
+
+
+if __name__ == "__main__":
+    main()

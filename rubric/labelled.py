@@ -1,0 +1,89 @@
+"""Labelled agent turns as training examples for the turn model (no torch here).
+
+A labelled row (``eval/LABELLING.md``) knows every label in the rubric's label set. A rubric
+exemplar (``rubric/techniques.yaml``) knows only its own technique's label, so an example
+carries ``None`` for the labels it says nothing about and training masks those out. That is
+what lets a trainer add a technique to the YAML: after ``rapport rubric fit`` the model has an
+output for it, learned from its exemplars alone until labelled turns carry it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rubric.techniques import Rubric
+
+ROOT = Path(__file__).resolve().parent.parent
+TURNS_DIR = ROOT / "eval" / "data" / "turns"
+TRANSFER_PATH = ROOT / "eval" / "data" / "transfer.jsonl"
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input to the turn model and what is known about its labels."""
+
+    customer: str
+    agent: str
+    labels: dict[str, bool | None] = field(default_factory=dict)
+    source: str = "turn"
+
+    def target(self, label_ids: Sequence[str]) -> tuple[list[float], list[float]]:
+        """The target vector and its mask (1 where the label is known)."""
+        vals = [self.labels.get(t) for t in label_ids]
+        return [float(bool(v)) for v in vals], [0.0 if v is None else 1.0 for v in vals]
+
+
+def label_ids(rubric: Rubric) -> list[str]:
+    """The model's outputs: the rubric's techniques, then its markers."""
+    return [*rubric.technique_ids, *rubric.marker_ids]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def load_split(split: str, turns_dir: Path = TURNS_DIR) -> list[dict[str, Any]]:
+    """One split of the labelled turns (``train``, ``dev`` or the locked ``test``)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    path = turns_dir / f"{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the labelled turns are part of the repo")
+    return read_jsonl(path)
+
+
+def last_customer_text(context: Sequence[dict[str, str]]) -> str:
+    return next((t["text"] for t in reversed(context) if t["role"] == "customer"), "")
+
+
+def row_example(row: dict[str, Any], ids: Sequence[str], known: Iterable[str] | None = None) -> Example:
+    """A labelled row as an example. Labels outside ``known`` (default: all of ``ids``
+    that the row's writer labelled, i.e. every one) are marked unknown."""
+    known_set = set(ids if known is None else known)
+    present = set(row["labels"])
+    labels = {t: (t in present) if t in known_set else None for t in ids}
+    return Example(last_customer_text(row["context"]), row["agent"], labels, "turn")
+
+
+def exemplar_examples(rubric: Rubric) -> list[Example]:
+    """Every rubric exemplar sentence, labelled for its own technique only."""
+    out: list[Example] = []
+    for t in rubric.techniques:
+        for label, sents in ((True, t.positive), (False, t.negative)):
+            out += [Example("", s, {t.id: label}, "exemplar") for s in sents]
+    return out
+
+
+def data_hash(rows: Iterable[dict[str, Any]], rubric_key: str = "") -> str:
+    """A short hash of what a fit learns from, so a stale model can be detected."""
+    h = hashlib.sha256(rubric_key.encode())
+    for r in rows:
+        h.update(json.dumps([r.get("context"), r.get("agent"), r.get("labels")]).encode())
+    return h.hexdigest()[:12]
