@@ -329,8 +329,9 @@ def eval_cmd(
         list[str] | None,
         typer.Option(
             "--suite",
-            help="gold, consistency, invariance, known-groups (default: all four), or guard "
-            "(customer model vs injection and off-topic probes; run on request)",
+            help="locked, transfer, gold, consistency, invariance, injection, known-groups "
+            "(default: all of them), or guard (customer model vs injection and off-topic "
+            "probes; run on request)",
         ),
     ] = None,
     input: Annotated[
@@ -350,6 +351,14 @@ def eval_cmd(
         list[str] | None, typer.Option("--persona", help="Personas for known-groups (default: all)")
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            help="Also run these graders on the same suites, side by side: exemplar (the "
+            "earlier exemplar classifier)",
+        ),
+    ] = None,
 ) -> None:
     """Score the rubric's validity and consistency offline and write a report."""
     import tempfile
@@ -370,15 +379,32 @@ def eval_cmd(
         names.append("input")
     rubric = load_rubric()
     client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False))
-    grader = Grader(rubric, ExemplarIndex(rubric, client), load_calibration_for(rubric))
-    graders = [("classifier", grader)]
+    grader = Grader(
+        rubric,
+        ExemplarIndex(rubric, client),
+        load_calibration_for(rubric),
+        turn_model=None if settings.grader_model == "exemplar" else "default",
+    )
+    graders = [("turn_model" if grader.turn_model is not None else "classifier", grader)]
+    for other in compare or []:
+        if other != "exemplar":
+            typer.echo("error: --compare takes: exemplar", err=True)
+            raise typer.Exit(2)
+        graders.append(
+            ("exemplar", Grader(rubric, grader.index, grader.calibration, turn_model=None))
+        )
     if judge == "openai":
         js = Settings(provider="openai") if settings.provider != "openai" else settings
         jg = _judge_for(js)
         if jg is None:
             typer.echo("error: --judge openai needs RAPPORT_PROVIDER=openai settings", err=True)
             raise typer.Exit(2)
-        graders.append(("llm_judge", Grader(rubric, grader.index, grader.calibration, judge=jg)))
+        graders.append(
+            (
+                "llm_judge",
+                Grader(rubric, grader.index, grader.calibration, judge=jg, turn_model=grader.turn_model),
+            )
+        )
     elif judge != "classifier":
         typer.echo("error: --judge must be classifier or openai", err=True)
         raise typer.Exit(2)
@@ -419,9 +445,11 @@ def eval_cmd(
         if not names:
             return
     cards = {}
-    for label, g in graders:
-        folder = out if len(graders) == 1 else out / label
-        res = runner.run(g, folder, names, opts, play, persona_ids, input, label)
+    for n, (label, g) in enumerate(graders):
+        folder = out if n == 0 else out / label
+        # the comparison graders run the labelled suites only (known-groups plays sessions)
+        run_names = names if n == 0 else [x for x in names if x != "known-groups"]
+        res = runner.run(g, folder, run_names, opts, play, persona_ids, input, label)
         cards[label] = res["reliability"]
         typer.echo(f"{label}: report written to {folder / 'report.md'}")
         for t, c in res["reliability"].items():

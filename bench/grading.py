@@ -1,17 +1,20 @@
-"""Grading, ingest and retrieval speed of the default (classifier) path.
+"""Grading, ingest and retrieval speed of the default (turn model) path.
 
     python -m bench.grading [--runs 5] [--files 50] [--chunks-per-file 10] [--queries 200]
 
 1. Grade a 10-agent-turn transcript (20 turns) with ``Grader.from_settings`` over a store
    holding the shipped guidance: median of N runs after one warm-up, and per agent turn.
-   Baseline, same run: only the MiniLM encoding the grader does for those turns.
+   Baseline, same run: the encoders alone (the turn model's forward passes on the same
+   pairs, plus the MiniLM vectors that pick the cited guidance).
+   The per-turn verdict the director waits for (``classify_turn`` on one agent turn, caches
+   cleared): p95 over every agent turn of every run, against the encoders alone per turn.
 2. Ingest ~500 chunks of synthetic playbook markdown (front matter with tags) into a fresh
    ``GuidanceStore``. Baseline: encoding the same chunk texts alone.
 3. Retrieval: ``store.search(text, tag=..., k=3)`` for N queries, p50/p95. Baseline: the
    same queries with precomputed vectors (Chroma alone).
 
-Targets (issue): 10-turn grade <= 2 s on 2 cores; 500-chunk ingest <= 10 s; retrieval
-p50 <= 10 ms. Nothing is asserted; figures go to ``bench/results/grading.json``.
+Targets (issues): 10-turn grade <= 2 s on 2 cores; per-turn verdict p95 <= 200 ms;
+500-chunk ingest <= 10 s; retrieval p50 <= 10 ms. Nothing is asserted; figures go to ``bench/results/grading.json``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 NAME = "grading"
 GRADE_TARGET_S = 2.0
+TURN_P95_TARGET_MS = 200.0
 INGEST_TARGET_S = 10.0
 RETRIEVAL_P50_TARGET_MS = 10.0
 
@@ -204,19 +208,70 @@ def make_grader(data_dir: Path) -> tuple[Grader, dict[str, float | int]]:
     }
 
 
-def embed_only(turns: Sequence[dict[str, str]]) -> None:
-    """The encoder calls ``analyse_turn`` makes for every agent turn, and nothing else."""
+def _agent_turns(turns: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
+    """(agent text, the customer's words before it) for every agent turn."""
+    out = []
+    for i, t in enumerate(turns):
+        if t["role"] == "agent":
+            customer = next((p["text"] for p in reversed(turns[:i]) if p["role"] == "customer"), "")
+            out.append((t["text"], customer))
+    return out
+
+
+def encode_turn(grader: Grader | None, agent: str, customer: str) -> None:
+    """What the encoders alone compute for one agent turn on the grader's path."""
     from rubric.classifier import segments
     from rubric.embeddings import get_encoder
 
-    enc = get_encoder()
-    for i, t in enumerate(turns):
-        if t["role"] != "agent":
-            continue
-        enc.encode([*segments(t["text"]), t["text"]])
-        customer = next((p["text"] for p in reversed(turns[:i]) if p["role"] == "customer"), "")
-        if customer.strip():
-            enc.encode(segments(customer))
+    segs = segments(agent)
+    model = grader.turn_model if grader is not None else None
+    if model is not None:
+        pairs = [(customer, agent)] + ([(customer, s) for s in segs] if len(segs) > 1 else [])
+        model.predict(pairs)
+        get_encoder().encode(segs)
+        return
+    get_encoder().encode([*segs, agent])
+    if customer.strip():
+        get_encoder().encode(segments(customer))
+
+
+def embed_only(turns: Sequence[dict[str, str]], grader: Grader | None = None) -> None:
+    for agent, customer in _agent_turns(turns):
+        encode_turn(grader, agent, customer)
+
+
+def _clear_encoders(grader: Grader) -> None:
+    from rubric.embeddings import get_encoder
+
+    get_encoder().cache_clear()
+    if grader.turn_model is not None:
+        grader.turn_model.cache_clear()
+
+
+def per_turn_verdicts(grader: Grader, turns: Sequence[dict[str, str]], runs: int) -> dict[str, Any]:
+    """p50/p95 of one cold ``classify_turn`` (what the director waits for) against the
+    encoders alone on the same turn, interleaved so both see the same machine."""
+    verdict_ms: list[float] = []
+    encode_ms: list[float] = []
+    pairs = _agent_turns(turns)
+    grader.classify_turn(*pairs[0])  # warm-up
+    for _ in range(runs):
+        for agent, customer in pairs:
+            grader.clear_caches()
+            t0 = time.perf_counter()
+            grader.classify_turn(agent, customer)
+            verdict_ms.append((time.perf_counter() - t0) * 1000)
+            _clear_encoders(grader)
+            t0 = time.perf_counter()
+            encode_turn(grader, agent, customer)
+            encode_ms.append((time.perf_counter() - t0) * 1000)
+    return {
+        "samples": len(verdict_ms),
+        "verdict_p50_ms": percentile(verdict_ms, 50),
+        "verdict_p95_ms": percentile(verdict_ms, 95),
+        "encode_p50_ms": percentile(encode_ms, 50),
+        "encode_p95_ms": percentile(encode_ms, 95),
+    }
 
 
 def timed_runs(fn: Callable[[], object], runs: int) -> list[float]:
@@ -242,6 +297,8 @@ def grading_breakdown(grader: Grader, turns: Sequence[dict[str, str]]) -> dict[s
         (grader.index, "prob", "logistic_predict"),
         (grader, "_cite", "chroma_guidance_query"),
     ]
+    if grader.turn_model is not None:
+        targets.append((grader.turn_model, "predict", "turn_model_predict"))
 
     def wrap(label: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def inner(*args: Any, **kwargs: Any) -> Any:
@@ -279,8 +336,8 @@ def bench_grading(grader: Grader, runs: int) -> dict[str, Any]:
         return grader.grade_transcript("bench", turns)
 
     def cold_embed() -> None:
-        get_encoder().cache_clear()
-        embed_only(turns)
+        _clear_encoders(grader)
+        embed_only(turns, grader)
 
     grade_times = timed_runs(cold_grade, runs)
     embed_times = timed_runs(cold_embed, runs)
@@ -297,6 +354,8 @@ def bench_grading(grader: Grader, runs: int) -> dict[str, Any]:
         "grade_per_agent_turn_s": g / agent_turns,
         "embed_per_agent_turn_s": e / agent_turns,
         "breakdown": grading_breakdown(grader, turns),
+        "per_turn": per_turn_verdicts(grader, turns, runs),
+        "path": "turn_model" if grader.turn_model is not None else "exemplar",
         "summary": graded.summary.model_dump(),
     }
 
@@ -418,15 +477,23 @@ def run(
             g["grade_median_s"],
             "s",
             baseline=g["embed_median_s"],
-            baseline_name="MiniLM encoding of the same turns alone",
+            baseline_name="the encoders alone on the same turns",
             target=GRADE_TARGET_S,
+        ),
+        figure(
+            "per-turn verdict p95 (what the director waits for)",
+            g["per_turn"]["verdict_p95_ms"],
+            "ms",
+            baseline=g["per_turn"]["encode_p95_ms"],
+            baseline_name="the encoders alone per turn, p95",
+            target=TURN_P95_TARGET_MS,
         ),
         figure(
             "grade per agent turn",
             g["grade_per_agent_turn_s"] * 1000,
             "ms",
             baseline=g["embed_per_agent_turn_s"] * 1000,
-            baseline_name="encoding per agent turn",
+            baseline_name="the encoders per agent turn",
         ),
         figure(
             f"ingest {i['chunks_written']} chunks ({files} files)",

@@ -377,18 +377,31 @@ def plots(results: dict[str, Any], out: Path) -> None:
 
 
 def comparison_markdown(cards: dict[str, dict[str, Any]]) -> str:
-    """The classifier and the LLM judge side by side."""
+    """Grading paths side by side: held-out F1 and κ, transfer F1, retest α."""
     labels = list(cards)
     head = (
         "| technique | "
-        + " | ".join(f"{lab} F1 | {lab} κ | {lab} retest α" for lab in labels)
+        + " | ".join(f"{lab} F1 | {lab} κ | {lab} F1 transfer | {lab} retest α" for lab in labels)
         + " |"
     )
-    lines = ["# Grading paths side by side", "", head, "|---" * (1 + 3 * len(labels)) + "|"]
+    held = next(iter(next(iter(cards.values())).values()), {}).get("held_out", "held-out test")
+    lines = [
+        "# Grading paths side by side",
+        "",
+        f"F1 and κ on the {held}; transfer F1 on the transfer set; the same suites for each path.",
+        "",
+        head,
+        "|---" * (1 + 4 * len(labels)) + "|",
+    ]
     for t in next(iter(cards.values())):
         cells = []
         for lab in labels:
             c = cards[lab].get(t, {})
-            cells += [_fmt(c.get("f1")), _fmt(c.get("kappa")), _fmt(c.get("retest_alpha"))]
+            cells += [
+                _fmt(c.get("f1")),
+                _fmt(c.get("kappa")),
+                _fmt(c.get("transfer_f1")),
+                _fmt(c.get("retest_alpha")),
+            ]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -62,9 +62,21 @@ def max_similarity(a: list[str], b: list[str]) -> np.ndarray:
     return sims
 
 
+def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop rows whose agent turn repeats an earlier one word for word (first id wins)."""
+    seen: set[str] = set()
+    out = []
+    for r in sorted(rows, key=lambda r: r["id"]):
+        key = " ".join(r["agent"].lower().split())
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def assign(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
-    for r in rows:
+    for r in dedupe(rows):
         out[bucket(r["id"])].append(r)
     for held in ("test", "dev"):
         sims = max_similarity([r["agent"] for r in out[held]], [r["agent"] for r in out["train"]])
