@@ -520,7 +520,7 @@ def simulate(
 @rubric_app.command("fit")
 def rubric_fit(
     seed: Annotated[int, typer.Option(help="Seed: the same data and seed give the same model")] = 13,
-    epochs: Annotated[int, typer.Option(help="Passes over the training turns")] = 4,
+    epochs: Annotated[int, typer.Option(help="Passes over the training turns")] = 3,
     exemplar_only: Annotated[
         bool, typer.Option(help="Refit only the exemplar classifier (no torch needed)")
     ] = False,

@@ -46,7 +46,7 @@ class TrainConfig:
     """Everything that decides the weights. Same config + same data = same model."""
 
     seed: int = 13
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 16
     lr: float = 6e-5
     head_lr: float = 2e-3
