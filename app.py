@@ -17,6 +17,7 @@ import contextlib
 import html
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,6 +65,7 @@ from sim.ui_helpers import (
     assignment_choices,
     dataframe,
     difficulty_choices,
+    has_trainee_words,
     hint_html,
     history_choices,
     history_table,
@@ -78,6 +80,7 @@ from sim.ui_helpers import (
     status_html,
     to_chat,
     trainee_choices,
+    untouched_session,
     write_download,
 )
 from sim.users import (
@@ -265,20 +268,127 @@ def build_app(
     def only_status(message: str) -> tuple[Any, ...]:
         return (gr.skip(), gr.skip(), message) + (gr.skip(),) * (n_started - 3)
 
+    def start_note(persona_id: str, private: bool) -> str:
+        name = practice.personas[persona_id].name
+        note = " It is private: trainers see its scores, never your words." if private else ""
+        return f"Session started with {name}. You are the agent: reply below.{note}"
+
+    # Which session each open page shows (by gr.Request.session_hash, one per page load), so
+    # that the session started when the page opens or a customer is picked, a New session
+    # and a first Send that overtakes them all land in the same session. Forgotten when the
+    # page closes (demo.unload). One lock: the check and the start are quick.
+    pages: dict[str, str] = {}
+    pages_lock = threading.RLock()
+    max_pages = 10_000
+
+    def page_of(request: Request) -> str:
+        return str(getattr(request, "session_hash", None) or "")
+
+    def show(request: Request, session_id: str) -> None:
+        key = page_of(request)
+        if not key:
+            return
+        with pages_lock:
+            pages.pop(key, None)
+            pages[key] = session_id
+            while len(pages) > max_pages:
+                pages.pop(next(iter(pages)))
+
+    def on_unload(request: Request = None) -> None:
+        with pages_lock:
+            pages.pop(page_of(request), None)
+
+    def open_session(
+        user: User, persona_id: str, private: bool, request: Request
+    ) -> PracticeSession:
+        """A live practice session with the customer for this page: an untouched one of the
+        user's (not on another page) if there is one, else a new one. Hold ``pages_lock``."""
+        key = page_of(request)
+        held = {sid for k, sid in pages.items() if k != key}
+        sid = untouched_session(store, practice.personas[persona_id], user.id, held)
+        if sid is None:
+            session = practice.start(persona_id, user.id)
+            if private:
+                store.set_private(session.id, True)
+        else:
+            session = practice.resume(sid)
+            store.set_private(sid, bool(private))
+        show(request, session.id)
+        return session
+
+    def page_session(user: User, persona_id: str, request: Request) -> Session | None:
+        """The open session this page shows with this customer, if the page's own state
+        hasn't caught up with it yet (a start and a Send racing). Hold ``pages_lock``."""
+        sid = pages.get(page_of(request)) if page_of(request) else None
+        if not sid:
+            return None
+        try:
+            rec = store.get_session(sid)
+        except KeyError:
+            return None
+        if rec.user_id != user.id or rec.persona_id != persona_id or rec.status != "open":
+            return None
+        return rec
+
     def on_start(
         persona_id: str, private: bool = False, request: Request = None
     ) -> tuple[Any, ...]:
         user = who(request)
         if persona_id not in published():  # archived or never published: not on offer
             return only_status("⚠️ That customer is not available. Pick another one.")
-        session = practice.start(persona_id, user.id)
-        if private:
-            store.set_private(session.id, True)
-        name = practice.personas[persona_id].name
-        note = " It is private: trainers see its scores, never your words." if private else ""
-        return started(
-            session, f"Session started with {name}. You are the agent: reply below.{note}", False
-        )
+        with pages_lock:
+            session = practice.start(persona_id, user.id)
+            if private:
+                store.set_private(session.id, True)
+            show(request, session.id)
+        return started(session, start_note(persona_id, private), False)
+
+    def on_open(
+        persona_id: str, private: bool = False, session_id: str = "", request: Request = None
+    ) -> tuple[Any, ...]:
+        """A customer picked (or the page opened): their opening line in a live session, so
+        the trainee can reply at once. A session the trainee has written in (or an
+        assessment under way) is never replaced: that takes **New session**."""
+        user = who(request)
+        skipped = (gr.skip(),) * n_started
+        if not persona_id:
+            return skipped
+        offered = persona_id in published()
+        with pages_lock:
+            current = session_id or pages.get(page_of(request), "")
+            if current:
+                rec = own(user, current)
+                in_use = has_trainee_words(rec) or (
+                    rec.status == "open" and store.session_extras(current)["mode"] == "assessment"
+                )
+                if in_use:
+                    if rec.persona_id == persona_id:
+                        return skipped
+                    name = practice.personas[persona_id].name
+                    now = practice.personas[rec.persona_id].name
+                    busy = f"You are still talking to {now}. " if rec.status == "open" else ""
+                    return only_status(f"{busy}Press **New session** to start with {name}.")
+                if rec.persona_id == persona_id and rec.status == "open":
+                    if current == session_id:
+                        return skipped  # already on the page
+                    return started(
+                        practice.resume(current), start_note(persona_id, rec.private), False
+                    )
+            if not offered:  # archived or never published: not on offer
+                return only_status("⚠️ That customer is not available. Pick another one.")
+            session = open_session(user, persona_id, private, request)
+        return started(session, start_note(persona_id, private), False)
+
+    def on_page_open(
+        persona_id: str, private: bool = False, session_id: str = "", request: Request = None
+    ) -> tuple[Any, ...]:
+        """The page opened: the selected customer's opening line in a live session, unless
+        the page has one already (a pick, a New session or a Send got there first)."""
+        who(request)
+        with pages_lock:
+            if session_id or pages.get(page_of(request)):
+                return (gr.skip(),) * n_started
+            return on_open(persona_id, private, session_id, request)
 
     def on_start_assessment(assignment_id: Any, request: Request = None) -> tuple[Any, ...]:
         user = who(request)
@@ -290,6 +400,7 @@ def build_app(
                 session = start_assessment(practice, user, int(assignment_id))
             except KeyError:
                 return only_status("⚠️ That assessment's customer is no longer available.")
+        show(request, session.id)
         return started(
             session,
             f"Assessment started with {session.persona.name}: no hints and no mood meter. "
@@ -310,29 +421,48 @@ def build_app(
         )
 
     def on_send(
-        message: str, chat: ChatHistory, session_id: str, request: Request = None
+        message: str,
+        chat: ChatHistory,
+        session_id: str,
+        persona_id: str = "",
+        private: bool = False,
+        request: Request = None,
     ) -> Iterator[tuple[Any, ...]]:
+        """Send the trainee's message and stream the reply. With no session on the page yet
+        (the one the page starts hasn't arrived, or failed) it starts one with the picked
+        customer first: what the trainee typed is sent, never dropped."""
         skip = gr.skip()
-        if not session_id:
-            yield chat, message, "Pick a customer and press **New session** first.", skip
-            return
+        message = message or ""
         user = who(request)
-        own(user, session_id)
-        assessment = store.session_extras(session_id)["mode"] == "assessment"
-        session = practice.resume(session_id)
+        created = not session_id
+        if session_id:
+            own(user, session_id)
+        elif not message.strip():
+            yield chat, "", "", skip, skip
+            return
+        elif not persona_id or persona_id not in published():
+            yield chat, message, "⚠️ Pick a customer from the list, then press Send.", skip, skip
+            return
+        else:
+            with pages_lock:
+                rec = page_session(user, persona_id, request)
+                session_id = rec.id if rec else open_session(user, persona_id, private, request).id
+        sid = session_id
+        assessment = store.session_extras(sid)["mode"] == "assessment"
+        session = practice.resume(sid)
         try:
             text = session.check_message(message)
         except InputRejected as exc:
             if not message.strip():
-                yield chat, "", "", skip
+                yield chat, "", "", skip, sid
                 return
-            yield chat, message, f"⚠️ {exc}", skip
+            yield to_chat(practice, sid) if created else chat, message, f"⚠️ {exc}", skip, sid
             return
-        chat = to_chat(practice, session_id)
+        chat = to_chat(practice, sid)
         if not (chat and chat[-1]["role"] == "user" and chat[-1]["content"] == as_text(text)):
             chat.append({"role": "user", "content": as_text(text)})
         chat.append({"role": "assistant", "content": "…"})
-        yield chat, "", "The customer is typing…", skip
+        yield chat, "", "The customer is typing…", skip, sid
         meter: Any = skip if assessment else None  # shown once the director has decided
         try:
             for partial in session.respond(text):
@@ -344,20 +474,27 @@ def build_app(
                         if steps
                         else skip
                     )
-                    yield chat, "", "The customer is typing…", meter
+                    yield chat, "", "The customer is typing…", meter, sid
                 else:
-                    yield chat, "", "The customer is typing…", skip
+                    yield chat, "", "The customer is typing…", skip, sid
         except SimulatorError as exc:
             chat.pop()
-            yield chat, text, f"⚠️ {exc} Your message is saved; press Send to try again.", skip
+            yield (
+                chat,
+                text,
+                f"⚠️ {exc} Your message is saved; press Send to try again.",
+                skip,
+                sid,
+            )
             return
         state = session.state()
         done = outcome_message(session.persona, state) if state.outcome != "open" else ""
         yield (
-            to_chat(practice, session_id),
+            to_chat(practice, sid),
             "",
             done,
             skip if assessment else session_meter(session),
+            sid,
         )
 
     def on_end(session_id: str, request: Request = None) -> tuple[Any, ...]:
@@ -414,6 +551,7 @@ def build_app(
             session = practice.retry(session_id, int(agent_idx))
         except (InputRejected, KeyError) as exc:
             return only_status(f"⚠️ {exc}")
+        show(request, session.id)
         n = sum(1 for t in session.record.turns if t.role == "agent") + 1
         return started(
             session, f"Rewound to before your message #{n}. Your original attempt is saved.", False
@@ -816,13 +954,16 @@ def build_app(
         session_out = [chatbot, session_id, status, box, meter, *after, hint, hint_out]
         assert len(session_out) == n_started
         picker.change(on_pick, picker, card)
+        # picking a customer puts their opening line in a live session (as does opening the
+        # page: see demo.load below), so the first thing a trainee types has somewhere to go
+        picker.input(on_open, [picker, private, session_id], session_out)
         start.click(on_start, [picker, private], session_out, api_name="start")
         private.input(on_private, [private, session_id], status)
         start_assessment_btn.click(on_start_assessment, assignment, session_out)
         send_args: dict[str, Any] = {
             "fn": on_send,
-            "inputs": [box, chatbot, session_id],
-            "outputs": [chatbot, box, status, meter],
+            "inputs": [box, chatbot, session_id, picker, private],
+            "outputs": [chatbot, box, status, meter, session_id],
         }
         box.submit(**send_args)
         send.click(**send_args, api_name="send")
@@ -965,7 +1106,8 @@ def build_app(
                 assign_persona,
                 assign_to,
             ],
-        )
+        ).success(on_page_open, [picker, private, session_id], session_out)
+        demo.unload(on_unload)
     return demo
 
 

@@ -14,6 +14,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,6 +37,7 @@ from sim.users import Assignment
 
 if TYPE_CHECKING:
     from sim.practice import Practice
+    from sim.store import Session, SessionStore
 
 # --- small shared bits --------------------------------------------------------------------
 NO_FILTER = ""
@@ -56,6 +58,61 @@ def to_chat(practice: Practice, session_id: str) -> ChatHistory:
         {"role": "assistant" if t.role == "customer" else "user", "content": as_text(t.text)}
         for t in rec.turns
     ]
+
+
+def has_trainee_words(rec: Session) -> bool:
+    """Has the trainee sent anything in this session (an agent turn)?"""
+    return any(t.role == "agent" for t in rec.turns)
+
+
+UNTOUCHED_MAX_AGE_S = 3600.0
+"""How old an untouched session may be and still be reused when its customer is picked."""
+
+
+def untouched_session(
+    store: SessionStore,
+    persona: Persona,
+    user_id: str | None,
+    held: Iterable[str] = (),
+    *,
+    now: datetime | None = None,
+    recent: int = 10,
+    max_age_s: float = UNTOUCHED_MAX_AGE_S,
+) -> str | None:
+    """The id of a practice session of ``user_id``'s with ``persona`` that nobody has used:
+    open, holding only the opening line (no message, no hint, not a retry), with this version
+    of the persona, under ``max_age_s`` old and not on another page (``held``). The newest of
+    the user's last ``recent`` sessions that fits, else None.
+
+    The Practice tab starts a session as soon as a customer is picked (and when the page
+    opens); reusing an untouched one keeps reloads and browsing from piling up empty
+    sessions in the History."""
+    now = now or datetime.now(UTC)
+    skip = set(held)
+    for sid in reversed(store.session_index(user_id)[-recent:]):
+        if sid in skip:
+            continue
+        rec = store.get_session(sid)
+        if (
+            rec.user_id != user_id
+            or rec.persona_id != persona.id
+            or rec.persona_version != persona.version
+            or rec.status != "open"
+            or rec.outcome not in (None, "open")
+            or rec.parent_id is not None
+            or [t.role for t in rec.turns] != ["customer"]
+        ):
+            continue
+        extras = store.session_extras(sid)
+        if extras["mode"] != "practice" or extras["hints"]:
+            continue
+        try:
+            age = (now - datetime.fromisoformat(rec.started_at)).total_seconds()
+        except (TypeError, ValueError):
+            continue
+        if 0 <= age <= max_age_s:
+            return sid
+    return None
 
 
 def dataframe(rows: list[list[str]], headers: list[str]) -> pd.DataFrame:

@@ -189,8 +189,9 @@ def test_trainer_builds_a_persona_and_trainees_see_only_their_own(
     assert alice.get_by_role("tab", name="Persona Studio").count() == 0
     choose(alice, "persona-picker", "Priya Shah")
     alice.locator("#persona-card").get_by_text("Swiftpost Couriers").wait_for()
-    alice.locator("#new-session").click()
+    # picking her puts her opening line in a live session: no button to press first
     chat = BOTS.format(sel="#chat")
+    alice.locator("#chat .message-row.bot-row").get_by_text(PERSONA["opening-line"]).wait_for()
     alice.wait_for_function(f"() => {chat} === 1")
     field(alice, "message").fill("I'm so sorry, that sounds stressful. What happened?")
     field(alice, "message").press("Enter")
@@ -199,8 +200,15 @@ def test_trainer_builds_a_persona_and_trainees_see_only_their_own(
     alice.locator("#end-session").click()
     alice.locator("#feedback-card").wait_for(timeout=120_000)
     with sqlite3.connect(served.data / "rapport.sqlite3") as con:
-        rows = con.execute("SELECT id, user_id, persona_id FROM sessions").fetchall()
-    assert len(rows) == 1 and rows[0][1:] == ("alice", PID)
+        rows = con.execute(
+            "SELECT id, user_id, persona_id FROM sessions"
+            " WHERE id IN (SELECT session_id FROM turns WHERE role = 'agent')"
+        ).fetchall()
+        opened = con.execute(  # opened on a page and never written in: the opening line only
+            "SELECT COUNT(*) FROM turns WHERE session_id NOT IN (SELECT session_id FROM turns"
+            " WHERE role = 'agent') AND idx > 0"
+        ).fetchone()[0]
+    assert len(rows) == 1 and rows[0][1:] == ("alice", PID) and opened == 0
     sid = rows[0][0]
 
     alice.get_by_role("tab", name="History").click()

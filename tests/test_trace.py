@@ -184,7 +184,7 @@ def test_app_meter_trace_and_retry(
     assert baseline == PERSONAS[PID].emotional_baseline
     assert len(chat) == 1 and "Gareth" in status
 
-    chat, box, status, meter = last(
+    chat, box, status, meter, _sid = last(
         handlers["on_send"](
             "I'm so sorry, that must be really frustrating. Can you tell me what happened?",
             chat,
@@ -193,7 +193,7 @@ def test_app_meter_trace_and_retry(
     )
     assert mood(meter) < baseline and status == ""
     assert chat[-1] == {"role": "assistant", "content": "It's been down since nine!"}
-    chat, box, status, meter = last(handlers["on_send"]("That is not my problem.", chat, sid))
+    chat, box, status, meter, _sid = last(handlers["on_send"]("That is not my problem.", chat, sid))
     assert chat[-1]["content"] == "Fine, I'll wait."
 
     original = [(t.idx, t.role, t.text) for t in practice.store.get_session(sid).turns]
@@ -225,7 +225,9 @@ def test_app_meter_trace_and_retry(
     assert len(chat) == 3
 
     # sending continues the new session
-    chat, box, status, meter = last(handlers["on_send"]("What can I do to help?", chat, new_sid))
+    chat, box, status, meter, _sid = last(
+        handlers["on_send"]("What can I do to help?", chat, new_sid)
+    )
     assert chat[-1]["content"] == "Thanks, that helps."
     assert len(practice.store.get_session(new_sid).turns) == 5
 
@@ -237,7 +239,7 @@ def test_app_reports_the_outcome_and_blocks_more_messages(
     chat, sid, *_ = handlers["on_start"](PID)
     status = ""
     for _ in range(6):
-        chat, box, status, meter = last(
+        chat, box, status, meter, _sid = last(
             handlers["on_send"]("Calm down, not my problem.", chat, sid)
         )
         if status:
@@ -246,7 +248,7 @@ def test_app_reports_the_outcome_and_blocks_more_messages(
     assert session.state().outcome == "gave_up"
     assert "manager" in status
     assert "asked for a manager" in meter
-    _chat, box, status, _meter = last(handlers["on_send"]("Sorry, let me help.", chat, sid))
+    _chat, box, status, _meter, _sid = last(handlers["on_send"]("Sorry, let me help.", chat, sid))
     assert status.startswith("⚠️") and "manager" in status and box == "Sorry, let me help."
     with pytest.raises(InputRejected):
         session.check_message("again")

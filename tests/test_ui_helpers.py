@@ -316,7 +316,7 @@ def last(out: Any) -> Any:
 def chat_once(app: SimpleNamespace, who: str, persona: str = IRATE, private: bool = False) -> str:
     f = app.fns
     _, sid, *_ = f["on_start"](persona, private, req(who))
-    last(f["on_send"]("I'm so sorry, that sounds awful. What happened?", [], sid, req(who)))
+    last(f["on_send"]("I'm so sorry, that sounds awful. What happened?", [], sid, request=req(who)))
     f["on_end"](sid, req(who))
     return str(sid)
 
@@ -374,7 +374,7 @@ def test_a_trainee_cannot_list_replay_export_or_continue_another_trainees_sessio
     with refused("Only trainers"):
         f["export_csv"](req("alice"))
     with refused("belongs to someone else"):
-        last(f["on_send"]("hello", [], sid, req("bob")))
+        last(f["on_send"]("hello", [], sid, request=req("bob")))
     with refused("belongs to someone else"):
         f["on_end"](sid, req("bob"))
     with refused("belongs to someone else"):
@@ -414,7 +414,7 @@ def test_a_trainer_sees_every_trainee_but_not_private_words(app: SimpleNamespace
     assert open_sid in csv_text and private_sid in csv_text and "What happened" not in csv_text
     # a trainer can't type into a trainee's session either
     with refused("belongs to someone else"):
-        last(f["on_send"]("hello", [], open_sid, req("tess")))
+        last(f["on_send"]("hello", [], open_sid, request=req("tess")))
 
 
 STUDIO_ARGS: dict[str, tuple[Any, ...]] = {
@@ -555,7 +555,7 @@ def test_hints_and_assessments(app: SimpleNamespace) -> None:
     assert "no hints" in status
     assert app.store.session_extras(asid)["mode"] == "assessment"
     assert "Hints are off" in f["on_hint"](asid, req("alice"))
-    outs = list(f["on_send"]("I'm so sorry. What happened?", chat, asid, req("alice")))
+    outs = list(f["on_send"]("I'm so sorry. What happened?", chat, asid, request=req("alice")))
     assert all(o[3] == gr.skip() for o in outs)  # the mood meter never updates
     status, _box, _feedback, _plot, _trace_text, retry_turn, retry = f["on_end"](asid, req("alice"))
     assert retry_turn["visible"] is False and retry["visible"] is False
@@ -568,6 +568,145 @@ def test_hints_and_assessments(app: SimpleNamespace) -> None:
     assert "1 graded practice session(s), 1 assessment(s)" in summary
     _, _, fig, summary = f["on_history"]("", "alice", req("tess"))
     assert fig.axes[0].get_title() == "alice's progress"
+
+
+# --- the first minute: picking a customer opens a session; typing first is never lost ---------
+def page(name: str | None, page_id: str) -> Any:
+    """``gr.Request`` as one open page sends it: the user and the page's session hash."""
+    return SimpleNamespace(username=name, session_hash=page_id)
+
+
+def roles(app: SimpleNamespace, sid: str) -> list[str]:
+    return [t.role for t in app.store.get_session(sid).turns]
+
+
+def test_typing_first_with_no_session_starts_one_and_sends(app: SimpleNamespace) -> None:
+    f = app.fns
+    opening = app.practice.personas[IRATE].opening_line
+    typed = "I'm so sorry, that sounds awful. What happened?"
+    outs = list(f["on_send"](typed, [], "", IRATE, False, request=req("alice")))
+    chat, box, status, _meter, sid = outs[-1]
+    assert sid and all(o[4] == sid for o in outs)  # the page learns its session at once
+    assert chat == [
+        {"role": "assistant", "content": opening},
+        {"role": "user", "content": typed},
+        {"role": "assistant", "content": REPLY},
+    ]
+    assert box == "" and status == ""
+    rec = app.store.get_session(sid)
+    assert rec.user_id == "alice" and rec.persona_id == IRATE and rec.private is False
+    assert [(t.role, t.text) for t in rec.turns] == [
+        ("customer", opening),
+        ("agent", typed),
+        ("customer", REPLY),
+    ]
+    # the next message continues that session
+    chat, *_ = last(f["on_send"]("What can I do?", chat, sid, IRATE, False, request=req("alice")))
+    assert roles(app, sid) == ["customer", "agent", "customer", "agent", "customer"]
+
+
+def test_a_first_send_that_cannot_start_keeps_the_text(app: SimpleNamespace) -> None:
+    f = app.fns
+    before = app.store.session_index(all_users=True)
+    chat, box, status, _meter, sid = last(
+        f["on_send"]("Hello there", [], "", "no_such_customer", False, request=req("alice"))
+    )
+    assert box == "Hello there" and "Pick a customer" in status and sid == gr.skip()
+    chat, box, status, _meter, sid = last(
+        f["on_send"]("   ", [], "", IRATE, False, request=req("alice"))
+    )
+    assert box == "" and sid == gr.skip()  # nothing typed: nothing started
+    with refused("Sign in first"):  # signed out: no session, no message stored
+        last(f["on_send"]("Hello there", [], "", IRATE, False, request=req(None)))
+    assert app.store.session_index(all_users=True) == before
+    # too long: the session starts (opening line shown) and the text stays in the box
+    long = "x" * (app.practice.settings.max_message_chars + 1)
+    chat, box, status, _meter, sid = last(
+        f["on_send"](long, [], "", IRATE, False, request=req("alice"))
+    )
+    assert box == long and "limit" in status and len(chat) == 1 and roles(app, sid) == ["customer"]
+
+
+def test_picking_a_customer_opens_a_live_session(app: SimpleNamespace) -> None:
+    f = app.fns
+    chat, sid, status, box, meter, *rest = f["on_open"](IRATE, False, "", page("alice", "p1"))
+    assert chat == [{"role": "assistant", "content": app.practice.personas[IRATE].opening_line}]
+    assert "Session started with Gareth" in status and box["interactive"] is True
+    assert meter != ASSESSMENT_METER and rest[-2]["visible"] is True
+    assert app.store.get_session(sid).user_id == "alice" and roles(app, sid) == ["customer"]
+    # the same customer again on the same page: nothing changes
+    assert f["on_open"](IRATE, False, sid, page("alice", "p1")) == (gr.skip(),) * 12
+    # another page (a second tab) gets a session of its own; a reload reuses the untouched one
+    _, other, *_ = f["on_open"](IRATE, False, "", page("alice", "p2"))
+    assert other != sid
+    f["on_unload"](page("alice", "p1"))
+    _, reloaded, *_ = f["on_open"](IRATE, False, "", page("alice", "p3"))
+    assert reloaded == sid
+    # switching customer before writing anything: a live session with the new one
+    _, confused, status, *_ = f["on_open"](CONFUSED, True, reloaded, page("alice", "p3"))
+    rec = app.store.get_session(confused)
+    assert rec.persona_id == CONFUSED and rec.private is True and "private" in status
+    # signed out, or someone else's session: refused, and nothing is started
+    before = app.store.session_index(all_users=True)
+    with refused("Sign in first"):
+        f["on_open"](IRATE, False, "", page(None, "p4"))
+    with refused("belongs to someone else"):
+        f["on_open"](IRATE, False, confused, page("bob", "p3"))
+    assert app.store.session_index(all_users=True) == before
+
+
+def test_changing_customer_never_replaces_a_conversation(app: SimpleNamespace) -> None:
+    f = app.fns
+    _, sid, *_ = f["on_open"](IRATE, False, "", page("alice", "p1"))
+    last(f["on_send"]("What happened?", [], sid, IRATE, False, request=page("alice", "p1")))
+    out = f["on_open"](CONFUSED, False, sid, page("alice", "p1"))
+    assert out[1] == gr.skip() and out[0] == gr.skip()
+    assert "still talking to Gareth" in out[2] and "New session" in out[2]
+    assert f["on_open"](IRATE, False, sid, page("alice", "p1")) == (gr.skip(),) * 12
+    assert roles(app, sid) == ["customer", "agent", "customer"]
+    # New session still starts afresh on request
+    _, fresh, *_ = f["on_start"](CONFUSED, False, page("alice", "p1"))
+    assert fresh != sid and app.store.get_session(fresh).persona_id == CONFUSED
+    # an assessment under way is not replaced by picking a customer either
+    f["on_assign"](CONFUSED, "alice", req("tess"))
+    _, asid, *_ = f["on_start_assessment"](1, page("alice", "p2"))
+    out = f["on_open"](IRATE, False, asid, page("alice", "p2"))
+    assert out[1] == gr.skip() and "New session" in out[2]
+
+
+def test_a_send_racing_the_page_start_lands_in_the_same_session(app: SimpleNamespace) -> None:
+    f = app.fns
+    # the page's start arrived first on the server, but the page sent before it heard back
+    _, sid, *_ = f["on_open"](IRATE, False, "", page("alice", "p1"))
+    *_, sent_to = last(
+        f["on_send"]("Hi, sorry!", [], "", IRATE, False, request=page("alice", "p1"))
+    )
+    assert sent_to == sid and roles(app, sid) == ["customer", "agent", "customer"]
+    # the Send arrived first: the page's start then leaves that conversation alone
+    *_, sent_to = last(f["on_send"]("Hello?", [], "", CONFUSED, False, request=page("bob", "p2")))
+    assert f["on_open"](CONFUSED, False, "", page("bob", "p2")) == (gr.skip(),) * 12
+    assert roles(app, sent_to) == ["customer", "agent", "customer"]
+
+
+def test_untouched_session_is_only_reused_when_unused_and_recent(app: SimpleNamespace) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sim.ui_helpers import untouched_session
+
+    persona = app.practice.personas[IRATE]
+    s = app.practice.start(IRATE, "alice")
+    assert untouched_session(app.store, persona, "alice") == s.id
+    assert untouched_session(app.store, persona, "bob") is None
+    assert untouched_session(app.store, persona, "alice", held=[s.id]) is None
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert untouched_session(app.store, persona, "alice", now=later) is None
+    other = app.practice.personas[CONFUSED]
+    assert untouched_session(app.store, other, "alice") is None
+    app.store.record_hint(s.id, {"tip": "Ask."})
+    assert untouched_session(app.store, persona, "alice") is None
+    t = app.practice.start(IRATE, "alice")
+    list(t.respond("Sorry to hear that."))
+    assert untouched_session(app.store, persona, "alice") is None
 
 
 def test_on_load_shows_each_role_its_controls(app: SimpleNamespace) -> None:
