@@ -402,7 +402,9 @@ def eval_cmd(
         graders.append(
             (
                 "llm_judge",
-                Grader(rubric, grader.index, grader.calibration, judge=jg, turn_model=grader.turn_model),
+                Grader(
+                    rubric, grader.index, grader.calibration, judge=jg, turn_model=grader.turn_model
+                ),
             )
         )
     elif judge != "classifier":
@@ -519,7 +521,9 @@ def simulate(
 
 @rubric_app.command("fit")
 def rubric_fit(
-    seed: Annotated[int, typer.Option(help="Seed: the same data and seed give the same model")] = 13,
+    seed: Annotated[
+        int, typer.Option(help="Seed: the same data and seed give the same model")
+    ] = 13,
     epochs: Annotated[int, typer.Option(help="Passes over the training turns")] = 3,
     exemplar_only: Annotated[
         bool, typer.Option(help="Refit only the exemplar classifier (no torch needed)")
@@ -546,8 +550,8 @@ def rubric_fit(
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    for t, c in card.calibration.items():
-        typer.echo(f"turn model {t:10} threshold {c.threshold:.2f} band {c.abstain_band:.2f}")
+    for t, lc in card.calibration.items():
+        typer.echo(f"turn model {t:10} threshold {lc.threshold:.2f} band {lc.abstain_band:.2f}")
     typer.echo(f"wrote {MODEL_DIR}/turn_model.onnx and turn_model.json")
 
 

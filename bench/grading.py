@@ -329,7 +329,6 @@ def grading_breakdown(grader: Grader, turns: Sequence[dict[str, str]]) -> dict[s
 def bench_grading(grader: Grader, runs: int) -> dict[str, Any]:
     turns = grading_turns()
     agent_turns = sum(1 for t in turns if t["role"] == "agent")
-    from rubric.embeddings import get_encoder
 
     def cold_grade() -> object:
         grader.clear_caches()  # time real work, not the text/k-NN caches

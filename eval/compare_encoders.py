@@ -46,8 +46,16 @@ def embed(model_dir: Path, texts: list[str], batch: int = 32) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch):
-            enc = tok(texts[i : i + batch], padding=True, truncation=True, max_length=192, return_tensors="pt")
-            hidden = net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            enc = tok(
+                texts[i : i + batch],
+                padding=True,
+                truncation=True,
+                max_length=192,
+                return_tensors="pt",
+            )
+            hidden = net(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+            ).last_hidden_state
             m = enc["attention_mask"].unsqueeze(-1).float()
             v = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
             out.append(torch.nn.functional.normalize(v, dim=-1).numpy())
@@ -78,7 +86,7 @@ def evaluate(name: str, model_dir: Path, use_customer: bool) -> dict[str, Any]:
         for s in ("test", "transfer"):
             pred = clf.predict_proba(feats[s])[:, 1] >= th
             m = prf(list(y[s]), list(pred))
-            row[s] = {"f1": m.f1, "kappa": kappa(list(y[s]), list(pred))}
+            row[s] = {"f1": m.f1, "kappa": kappa(y[s], pred)}
         result["labels"][lab] = row
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
@@ -98,7 +106,8 @@ def main() -> None:
     OUT.write_text(json.dumps(runs, indent=2) + "\n")
     for r in runs:
         cells = "  ".join(
-            f"{lab} {v['test']['f1']:.2f}/{v['transfer']['f1']:.2f}" for lab, v in r["labels"].items()
+            f"{lab} {v['test']['f1']:.2f}/{v['transfer']['f1']:.2f}"
+            for lab, v in r["labels"].items()
         )
         print(f"{r['encoder']:28} customer={r['customer']!s:5} {cells}  ({r['seconds']} s)")
 

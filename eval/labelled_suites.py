@@ -34,7 +34,8 @@ def _scored(grader: Grader, rows: list[dict[str, Any]], desc: str, opts: Options
     return {
         "metrics": validity(rows, preds, grader.technique_ids, opts.bootstrap, opts.seed),
         "scores": [
-            {"id": r["id"], "labels": r["labels"], "pred": p} for r, p in zip(rows, preds, strict=True)
+            {"id": r["id"], "labels": r["labels"], "pred": p}
+            for r, p in zip(rows, preds, strict=True)
         ],
     }
 
@@ -69,4 +70,9 @@ def suite_injection(grader: Grader, opts: Options, turns_dir: Path = TURNS) -> d
                 checked += 1
                 if got[t] is True and plain[t] is not True:
                     granted.append({"id": r["id"], "injection": inj.strip()[:40], "technique": t})
-    return {"turns": len(rows), "checked": checked, "granted": len(granted), "examples": granted[:10]}
+    return {
+        "turns": len(rows),
+        "checked": checked,
+        "granted": len(granted),
+        "examples": granted[:10],
+    }

@@ -138,7 +138,8 @@ def report_markdown(results: dict[str, Any]) -> str:
     s = results["suites"]
     card = results["reliability"]
     lines = [f"# Rapport evaluation report ({results['grader']})", ""]
-    held = next(iter(card.values()), {}).get("held_out", "gold test")
+    first: dict[str, Any] = next(iter(card.values()), {})
+    held = str(first.get("held_out", "gold test"))
     lines += [
         f"How far to trust each technique's verdicts. F1 and κ are on the **{held}**, which",
         "the grader was never fitted or tuned on; the transfer set is written in another style",
@@ -159,7 +160,9 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Targets", "", "| target | result |", "|---|---|"]
     for t, c in card.items():
         if c["f1"] is not None:
-            lines.append(f"| {t}: F1 ≥ {f1_target} ({held}) | {_fmt(c['f1'])} {_mark(c['f1'] >= f1_target)} |")
+            lines.append(
+                f"| {t}: F1 ≥ {f1_target} ({held}) | {_fmt(c['f1'])} {_mark(c['f1'] >= f1_target)} |"
+            )
             lines.append(
                 f"| {t}: κ ≥ {kappa_target} ({held}) | {_fmt(c['kappa'])} {_mark(c['kappa'] >= kappa_target)} |"
             )
@@ -227,8 +230,7 @@ def report_markdown(results: dict[str, Any]) -> str:
                     f"| {_fmt(m['kappa'])} | {m['support']} of {m['n']} |"
                 )
             lines.append("")
-        lines += [
-        ]
+        lines += []
     if "locked" in s or "gold" in s:
         lines += [
             "![Per-technique F1 and kappa](bars.png)",
@@ -384,7 +386,8 @@ def comparison_markdown(cards: dict[str, dict[str, Any]]) -> str:
         + " | ".join(f"{lab} F1 | {lab} κ | {lab} F1 transfer | {lab} retest α" for lab in labels)
         + " |"
     )
-    held = next(iter(next(iter(cards.values())).values()), {}).get("held_out", "held-out test")
+    first: dict[str, Any] = next(iter(next(iter(cards.values())).values()), {})
+    held = str(first.get("held_out", "held-out test"))
     lines = [
         "# Grading paths side by side",
         "",

@@ -12,8 +12,8 @@ path decided and flags disagreements. Sentences addressed to the grader
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 import warnings
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -138,7 +138,7 @@ class Grader:
         calibration: Calibration,
         guidance: GuidanceStore | None = None,
         judge: Any | None = None,
-        turn_model: TurnModel | None | Literal["default"] = "default",
+        turn_model: TurnModel | Literal["default"] | None = "default",
     ) -> None:
         self.rubric = rubric
         self.index = index
@@ -154,7 +154,7 @@ class Grader:
         rubric = load_rubric()
         guidance = GuidanceStore(settings)
         index = ExemplarIndex(rubric, guidance.client)
-        model: TurnModel | None | Literal["default"] = (
+        model: TurnModel | Literal["default"] | None = (
             None if settings.grader_model == "exemplar" else "default"
         )
         return cls(rubric, index, load_calibration_for(rubric), guidance, judge, model)
@@ -340,4 +340,3 @@ def stale_message() -> str:
         "The fitted turn model is older than rubric/techniques.yaml; grades still work, "
         "but run 'rapport rubric fit' so edited exemplars and new techniques take effect."
     )
-

@@ -63,7 +63,9 @@ def last_customer_text(context: Sequence[dict[str, str]]) -> str:
     return next((t["text"] for t in reversed(context) if t["role"] == "customer"), "")
 
 
-def row_example(row: dict[str, Any], ids: Sequence[str], known: Iterable[str] | None = None) -> Example:
+def row_example(
+    row: dict[str, Any], ids: Sequence[str], known: Iterable[str] | None = None
+) -> Example:
     """A labelled row as an example. Labels outside ``known`` (default: all of ``ids``
     that the row's writer labelled, i.e. every one) are marked unknown."""
     known_set = set(ids if known is None else known)

@@ -74,7 +74,7 @@ def _build(torch: Any, n_labels: int, base: Path) -> Any:
 
     nn = torch.nn
 
-    class TurnNet(nn.Module):  # type: ignore[misc,name-defined]
+    class TurnNet(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.encoder = AutoModel.from_pretrained(str(base), local_files_only=True)
@@ -96,7 +96,7 @@ def _build(torch: Any, n_labels: int, base: Path) -> Any:
 class _ProbNet:  # the exported graph: logits -> probabilities
     @staticmethod
     def wrap(torch: Any, net: Any) -> Any:
-        class Probs(torch.nn.Module):  # type: ignore[misc,name-defined]
+        class Probs(torch.nn.Module):
             def __init__(self) -> None:
                 super().__init__()
                 self.net = net
@@ -210,7 +210,9 @@ def export_onnx(net: Any, path: Path, quantize: bool) -> Path:
         str(float_path),
         input_names=["input_ids", "attention_mask", "token_type_ids"],
         output_names=["probs"],
-        dynamic_axes={k: {0: "batch", 1: "tokens"} for k in ("input_ids", "attention_mask", "token_type_ids")}
+        dynamic_axes={
+            k: {0: "batch", 1: "tokens"} for k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         | {"probs": {0: "batch"}},
         opset_version=17,
         dynamo=False,
@@ -273,10 +275,14 @@ def fit_turn_model(
         for j, lab in enumerate(labels)
     }
     if cfg.quantize and min(agree.values()) < 0.97 and fp32.exists():
-        log(f"int8 verdicts agree with float on only {min(agree.values()):.3f} of dev; keeping fp32")
+        log(
+            f"int8 verdicts agree with float on only {min(agree.values()):.3f} of dev; keeping fp32"
+        )
         fp32.replace(model_path)
         tmp_model = TurnModel(model_path, card)
-        onnx_probs = tmp_model.predict([(e.customer if cfg.use_customer else "", e.agent) for e in dev])
+        onnx_probs = tmp_model.predict(
+            [(e.customer if cfg.use_customer else "", e.agent) for e in dev]
+        )
         cal = calibrate(labels, onnx_probs, dev)
         card.config["quantize"] = False
     fp32.unlink(missing_ok=True)
@@ -289,17 +295,19 @@ def fit_turn_model(
 
 def main_cli(cfg: TrainConfig, out_dir: Path, log: Log = print) -> ModelCard:
     """``rapport rubric fit``'s turn-model step on the repo's data."""
+    from rubric.classifier import rubric_hash
     from rubric.labelled import data_hash, exemplar_examples, load_split, row_example
     from rubric.techniques import load_rubric
-    from rubric.classifier import rubric_hash
 
     rubric = load_rubric()
     labels = label_ids(rubric)
     train_rows, dev_rows = load_split("train"), load_split("dev")
     train = [row_example(r, labels) for r in train_rows] + exemplar_examples(rubric)
     dev = [row_example(r, labels) for r in dev_rows]
-    log(f"fitting the turn model on {len(train_rows)} labelled turns + "
-        f"{len(train) - len(train_rows)} exemplars; dev {len(dev)}")
+    log(
+        f"fitting the turn model on {len(train_rows)} labelled turns + "
+        f"{len(train) - len(train_rows)} exemplars; dev {len(dev)}"
+    )
     meta = {
         "rubric_hash": rubric_hash(rubric),
         "data_hash": data_hash(train_rows + dev_rows, json.dumps(labels)),

@@ -97,7 +97,9 @@ def test_examples_mask_what_they_do_not_know() -> None:
 TINY = [
     Example("My parcel never came.", "When did you order it?", {"listen": True, "affirm": False}),
     Example("It's late again.", "I'll refund the delivery fee now.", {"cooperate": True}),
-    Example("I'm so stressed.", "No wonder you're stressed after a week of this.", {"validate": True}),
+    Example(
+        "I'm so stressed.", "No wonder you're stressed after a week of this.", {"validate": True}
+    ),
     Example("Two charges.", "So you were charged twice after cancelling?", {"affirm": True}),
     Example("Help.", "Anything else?", {"listen": False, "validate": False}),
     Example("Broken again.", "You should have read the manual.", {"dismissive": True}),

@@ -12,8 +12,26 @@ from collections import Counter
 from pathlib import Path
 
 LABELS = {"listen", "validate", "cooperate", "affirm", "dismissive"}
-REGISTERS = {"plain", "terse_chat", "long_multipart", "non_native", "typos", "formal_email", "spoken"}
-REQUIRED = {"id", "industry", "mood", "register", "context", "agent", "labels", "rationale", "writer"}
+REGISTERS = {
+    "plain",
+    "terse_chat",
+    "long_multipart",
+    "non_native",
+    "typos",
+    "formal_email",
+    "spoken",
+}
+REQUIRED = {
+    "id",
+    "industry",
+    "mood",
+    "register",
+    "context",
+    "agent",
+    "labels",
+    "rationale",
+    "writer",
+}
 OPTIONAL = {"hard_case", "split", "topic"}
 
 
@@ -30,7 +48,11 @@ def problems(row: dict, where: str) -> list[str]:
         out.append(f"{where}: context must be a non-empty list")
     else:
         for t in ctx:
-            if set(t) != {"role", "text"} or t["role"] not in ("customer", "agent") or not t["text"].strip():
+            if (
+                set(t) != {"role", "text"}
+                or t["role"] not in ("customer", "agent")
+                or not t["text"].strip()
+            ):
                 out.append(f"{where}: bad context turn {t}")
         if ctx[-1].get("role") != "customer":
             out.append(f"{where}: context must end with a customer turn")
@@ -67,10 +89,12 @@ def main(paths: list[str]) -> int:
     n = len(rows) or 1
     lab = Counter(lbl for r in rows for lbl in r.get("labels", []))
     print(f"{len(rows)} rows; " + ", ".join(f"{k} {lab[k] / n:.0%}" for k in sorted(LABELS)))
-    print(f"no label {sum(1 for r in rows if not r.get('labels')) / n:.0%}; "
-          f"hard cases {sum(1 for r in rows if r.get('hard_case')) / n:.0%}; "
-          f"industries {len({r.get('industry') for r in rows})}; "
-          f"registers {dict(Counter(r.get('register') for r in rows))}")
+    print(
+        f"no label {sum(1 for r in rows if not r.get('labels')) / n:.0%}; "
+        f"hard cases {sum(1 for r in rows if r.get('hard_case')) / n:.0%}; "
+        f"industries {len({r.get('industry') for r in rows})}; "
+        f"registers {dict(Counter(r.get('register') for r in rows))}"
+    )
     return 1 if bad else 0
 
 

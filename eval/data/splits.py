@@ -102,13 +102,17 @@ def main() -> None:
     for name, rs in splits.items():
         write(OUT / f"{name}.jsonl", rs)
         labels = Counter(lbl for r in rs for lbl in r["labels"])
-        print(f"{name}: {len(rs)} turns; " + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())))
+        print(
+            f"{name}: {len(rs)} turns; " + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
+        )
     tx = _read(list(TRANSFER_RAW.glob("*.jsonl")))
     for r in tx:
         r["split"] = "transfer"
     write(TRANSFER, sorted(tx, key=lambda r: r["id"]))
     sims = max_similarity([r["agent"] for r in tx], [r["agent"] for r in splits["train"]])
-    print(f"transfer: {len(tx)} turns; max similarity to train {sims.max() if len(sims) else 0:.3f}")
+    print(
+        f"transfer: {len(tx)} turns; max similarity to train {sims.max() if len(sims) else 0:.3f}"
+    )
 
 
 if __name__ == "__main__":
