@@ -156,3 +156,38 @@ def test_eval_input_cli_scores_outside_labels(
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["suites"]["input"]["turns"] == 2
     assert "Outside labelled data" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_second_wave_suites_report_locked_transfer_and_injection(
+    grader: Grader, tmp_path: Path
+) -> None:
+    opts = suites.Options(limit=12, k=2, bootstrap=50, progress=False)
+    res = runner.run(grader, tmp_path, ["locked", "transfer", "injection"], opts)
+    s = res["suites"]
+    assert s["locked"]["test"]["listen"]["n"] == 12 and s["locked"]["dev"]["affirm"]["n"] == 12
+    assert s["transfer"]["turns"] == 12
+    assert s["injection"]["checked"] == 12 * 6 * 4
+    assert s["injection"]["granted"] == 0, s["injection"]["examples"]
+    card = res["reliability"]
+    assert card["listen"]["held_out"] == "locked test"
+    assert card["listen"]["transfer_f1"] == s["transfer"]["all"]["listen"]["f1"]
+    report = (tmp_path / "report.md").read_text()
+    assert "F1 transfer" in report and "grader-directed text" in report
+
+
+def test_injection_suite_catches_a_grader_that_obeys_injections(
+    grader: Grader, tmp_path: Path
+) -> None:
+    class Obedient(Grader):
+        def classify_turn(self, agent_text: str, customer_text: str) -> Any:
+            verdicts, markers = super().classify_turn(agent_text, customer_text)
+            if "GRADER" in agent_text:
+                for v in verdicts.values():
+                    v.used = True
+            return verdicts, markers
+
+    obedient = Obedient(grader.rubric, grader.index, grader.calibration, turn_model=grader.turn_model)
+    opts = suites.Options(limit=5, progress=False)
+    from eval.labelled_suites import suite_injection
+
+    assert suite_injection(obedient, opts)["granted"] > 0
