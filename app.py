@@ -37,7 +37,7 @@ from sim.history import (
     progress,
     session_replay,
 )
-from sim.persona import PERSONA_DIR, Persona, PersonaError, load_persona_file, persona_paths
+from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
 from sim.persona_repo import PersonaRepo
 from sim.practice import (
     InputRejected,
@@ -179,7 +179,7 @@ def build_app(
     settings = practice.settings
     store = practice.store
     accounts = users if users is not None else UserStore(store)
-    library = repo if repo is not None else PersonaRepo(settings.persona_dir or PERSONA_DIR)
+    library = repo if repo is not None else PersonaRepo(library_dir(settings))
     _grader: list[Grader] = []
 
     def get_grader() -> Grader:
@@ -1159,7 +1159,7 @@ def main(settings: Settings | None = None) -> None:
             "'rapport users add NAME --role trainer'",
             file=sys.stderr,
         )
-    repo = PersonaRepo(settings.persona_dir or PERSONA_DIR)
+    repo = PersonaRepo(library_dir(settings))
     demo = build_app(practice, grader, users=users, repo=repo)
     if settings.provider == "local" and settings.local_engine == "batched":
         # read every persona's prompt once, in the background; after the first start the

@@ -26,10 +26,10 @@ def _settings() -> object:
 @personas_app.command("list")
 def personas_list() -> None:
     """List the persona library."""
-    from sim.persona import PersonaError, load_personas
+    from sim.persona import PersonaError, library_dir, load_personas
 
     try:
-        personas = load_personas()
+        personas = load_personas(library_dir())
     except PersonaError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -46,10 +46,10 @@ def personas_validate(
     ] = None,
 ) -> None:
     """Validate persona files; print ``file: field: problem`` lines and exit 1 on errors."""
-    from sim.persona import PERSONA_DIR, PersonaError, load_persona_file, persona_paths
+    from sim.persona import PersonaError, library_dir, load_persona_file, persona_paths
 
     files: list[Path] = []
-    for p in paths or [PERSONA_DIR]:
+    for p in paths or [library_dir()]:
         files.extend(persona_paths(p) if p.is_dir() else [p])
     problems: list[str] = []
     for f in files:
@@ -76,7 +76,7 @@ def personas_check(
     import json
     import tempfile
 
-    from sim.persona import PersonaError, load_personas
+    from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
     from sim.probe_check import check_persona, render_text
     from sim.providers import ProviderError
@@ -84,15 +84,15 @@ def personas_check(
     from sim.simulator import SimulatorError
     from sim.store import SessionStore
 
+    settings = Settings()
     try:
-        personas = load_personas()
+        personas = load_personas(library_dir(settings))
     except PersonaError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     if persona not in personas:
         typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
         raise typer.Exit(2)
-    settings = Settings()
     settings.ensure_dirs()
     # Check sessions go to a throwaway store, not the trainee's history.
     with tempfile.TemporaryDirectory(prefix="rapport-check-") as tmp:
@@ -145,7 +145,7 @@ def model_warm() -> None:
     does this in the background at start; run it ahead on a new machine or after editing
     personas."""
     from sim.local_llm import LlamaCppChat, LocalModelError
-    from sim.persona import PERSONA_DIR, PersonaError, load_personas
+    from sim.persona import PersonaError, library_dir, load_personas
     from sim.prompt import Message, build_messages
     from sim.providers import ProviderError, get_chat_model
     from sim.settings import Settings
@@ -156,7 +156,7 @@ def model_warm() -> None:
         if not isinstance(model, LlamaCppChat) or model.engine != "batched":
             typer.echo("nothing to warm: only the embedded model's batched engine keeps states")
             return
-        personas = load_personas(s.persona_dir or PERSONA_DIR)
+        personas = load_personas(library_dir(s))
         engine = model.batched_engine()
     except (ProviderError, LocalModelError, PersonaError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -478,7 +478,7 @@ def simulate(
     import json
     import tempfile
 
-    from sim.persona import PersonaError, load_personas
+    from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
     from sim.providers import ProviderError
     from sim.settings import Settings
@@ -494,15 +494,15 @@ def simulate(
     if not lines:
         typer.echo(f"error: {agent_script} has no agent lines", err=True)
         raise typer.Exit(2)
+    settings = Settings() if seed is None else Settings(seed=seed)
     try:
-        personas = load_personas()
+        personas = load_personas(library_dir(settings))
     except PersonaError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     if persona not in personas:
         typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
         raise typer.Exit(2)
-    settings = Settings() if seed is None else Settings(seed=seed)
     settings.ensure_dirs()
     # Simulated sessions go to a throwaway store, not the trainee's history.
     with tempfile.TemporaryDirectory(prefix="rapport-simulate-") as tmp:

@@ -21,6 +21,7 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from matplotlib.figure import Figure
@@ -28,7 +29,7 @@ from matplotlib.lines import Line2D
 from pydantic import ValidationError
 
 from sim.director import MAX_DISTRESS, TECHNIQUES, DirectorState, Step, listening_clauses, rules_for
-from sim.persona import Persona, load_personas
+from sim.persona import Persona, library_dir, load_personas
 from sim.store import Session, SessionStore
 from sim.trace import trace_points
 from sim.users import (
@@ -50,12 +51,12 @@ HIDDEN_NOTE = "Transcript hidden: the trainee marked this session private."
 
 
 @functools.cache
-def _library() -> dict[str, Persona]:
-    return load_personas()
+def _library(folder: Path) -> dict[str, Persona]:
+    return load_personas(folder)
 
 
 def _personas(personas: Personas | None) -> Personas:
-    return personas if personas is not None else _library()
+    return personas if personas is not None else _library(library_dir())
 
 
 # --- reading one stored session ----------------------------------------------------------

@@ -12,10 +12,13 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from sim.settings import Settings
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 PERSONA_DIR = Path(__file__).resolve().parent.parent / "personas"
@@ -212,6 +215,17 @@ def load_persona_file(path: Path) -> Persona:
     except (OSError, UnicodeDecodeError) as exc:
         raise PersonaError([f"{path}: (file): cannot read: {exc}"]) from None
     return parse_persona(text, path.stem, str(path))
+
+
+def library_dir(settings: Settings | None = None) -> Path:
+    """The persona library folder everything reads and the Persona Studio writes:
+    ``settings.persona_dir`` (``RAPPORT_PERSONA_DIR``), else the shipped ``personas/``.
+    Without ``settings``, the environment's :class:`sim.settings.Settings`."""
+    if settings is None:
+        from sim.settings import Settings
+
+        settings = Settings()
+    return settings.persona_dir or PERSONA_DIR
 
 
 def persona_paths(directory: Path = PERSONA_DIR) -> list[Path]:

@@ -13,7 +13,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 
 from sim.director import Director, DirectorState, RuleMatcher, Signals, Step, directive
 from sim.guard import detect_probe, probe_directive
-from sim.persona import PERSONA_DIR, Persona, load_personas
+from sim.persona import Persona, library_dir, load_personas
 from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
 from sim.settings import Settings
@@ -86,7 +86,7 @@ class Practice:
     ) -> Practice:
         """``persona_dir`` defaults to ``settings.persona_dir``, else the shipped library."""
         settings.ensure_dirs()
-        folder = persona_dir or settings.persona_dir or PERSONA_DIR
+        folder = persona_dir or library_dir(settings)
         return cls(settings, open_store(settings), load_personas(folder), **kw)
 
     @property
