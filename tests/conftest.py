@@ -21,6 +21,16 @@ from sim.settings import Settings
 from sim.store import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = ["127.0.0.1", "::1", "localhost"]
+NETWORK_MARKS = ("server", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Sockets are off in every test (``--disable-socket`` in pyproject.toml); a test marked
+    ``server`` or ``browser`` may connect to loopback, and to nothing else."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in NETWORK_MARKS):
+            item.add_marker(pytest.mark.allow_hosts(LOOPBACK))
 
 
 @pytest.fixture

@@ -108,6 +108,7 @@ def test_a_garbage_gguf_fails_at_load_with_a_clear_error(tmp_path: Path) -> None
         LlamaCppChat(model_path=f, n_ctx=256).load()
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("kind", ["missing", "garbage"])
 def test_app_refuses_to_start_with_a_bad_model(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "model.gguf"

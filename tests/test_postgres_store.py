@@ -471,6 +471,7 @@ def test_open_store_and_cli_follow_the_database_url(
 
 
 # --- no server needed ---------------------------------------------------------------------------
+@pytest.mark.allow_hosts(["127.0.0.1"])  # a loopback port where nothing listens
 def test_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql://bob:s3cret-pw@127.0.0.1:{port}/rapport"
