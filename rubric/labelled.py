@@ -21,6 +21,7 @@ from rubric.techniques import Rubric
 ROOT = Path(__file__).resolve().parent.parent
 TURNS_DIR = ROOT / "eval" / "data" / "turns"
 TRANSFER_PATH = ROOT / "eval" / "data" / "transfer.jsonl"
+GOLD_PATH = ROOT / "eval" / "data" / "gold.jsonl"
 SPLITS = ("train", "dev", "test")
 
 
@@ -89,3 +90,9 @@ def data_hash(rows: Iterable[dict[str, Any]], rubric_key: str = "") -> str:
     for r in rows:
         h.update(json.dumps([r.get("context"), r.get("agent"), r.get("labels")]).encode())
     return h.hexdigest()[:12]
+
+
+def gold_fit_rows(path: Path = GOLD_PATH) -> list[dict[str, Any]]:
+    """The first gold set's ``dev`` rows, which the turn model also learns from (its ``test``
+    rows stay a further check). They carry the four core techniques only."""
+    return [r for r in read_jsonl(path) if r.get("split") == "dev"] if path.exists() else []

@@ -46,6 +46,9 @@ class ModelCard(BaseModel):
     data_hash: str = ""
     fitted_on: str = ""
     int8_agreement: dict[str, float] = Field(default_factory=dict)
+    dev_f1: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="F1 per label on dev, float and int8 models."
+    )
     max_prob_diff: float = 0.0
 
     @classmethod
@@ -65,7 +68,7 @@ def base_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def _f1(pred: np.ndarray, gold: np.ndarray) -> float:
+def f1_score(pred: np.ndarray, gold: np.ndarray) -> float:
     tp = int((pred & gold).sum())
     denom = 2 * tp + int((pred & ~gold).sum()) + int((~pred & gold).sum())
     return 2 * tp / denom if denom else 1.0
@@ -78,14 +81,14 @@ def choose_threshold(
     band that best trades F1 on what is scored against abstaining (half a point of F1 per
     point abstained, at most ``max_abstain`` of items)."""
     grid = np.round(np.arange(0.10, 0.91, 0.02), 2)
-    th = float(max(grid, key=lambda t: (_f1(probs >= t, gold), -abs(t - 0.5))))
-    best_band, best_value = 0.0, _f1(probs >= th, gold)
+    th = float(max(grid, key=lambda t: (f1_score(probs >= t, gold), -abs(t - 0.5))))
+    best_band, best_value = 0.0, f1_score(probs >= th, gold)
     for band in (0.02, 0.04, 0.06, 0.08, 0.1):
         keep = np.abs(probs - th) >= band
         rate = 1.0 - keep.mean()
         if rate > max_abstain or keep.sum() == 0:
             continue
-        value = _f1(probs[keep] >= th, gold[keep]) - 0.5 * rate
+        value = f1_score(probs[keep] >= th, gold[keep]) - 0.5 * rate
         if value > best_value + 1e-9:
             best_band, best_value = band, value
     return LabelCalibration(threshold=th, abstain_band=best_band)
@@ -166,6 +169,10 @@ class TurnModel:
     def cache_clear(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    def cache_info(self) -> dict[str, int]:
+        with self._lock:
+            return {"size": len(self._cache), "max": self.cache_size}
 
 
 _shared: dict[Path, TurnModel] = {}

@@ -266,7 +266,9 @@ def test_cached_grades_equal_cold_grades(grader: Grader) -> None:
     ]
     grader.clear_caches()
     cold = [g.model_dump() for g in grader.grade_turns(turns)]
-    assert get_encoder().cache_info()["size"] > 0
+    model = grader.turn_model
+    in_use = model.cache_info() if model is not None else get_encoder().cache_info()
+    assert in_use["size"] > 0
     vecs = get_encoder().encode(segments(GOOD))
     knn = grader.index.nearest("listen", vecs)
     assert grader.index.nearest("listen", vecs.copy()) == knn
@@ -275,6 +277,7 @@ def test_cached_grades_equal_cold_grades(grader: Grader) -> None:
     warm = [g.model_dump() for g in grader.grade_turns(turns)]
     grader.clear_caches()
     assert get_encoder().cache_info()["size"] == 0
+    assert model is None or model.cache_info()["size"] == 0
     again = [g.model_dump() for g in grader.grade_turns(turns)]
     assert cold == warm == again
 

@@ -149,28 +149,38 @@ def shipped() -> TurnModel:
 
 def test_shipped_model_matches_the_rubric_and_data(shipped: TurnModel) -> None:
     from rubric.classifier import rubric_hash
-    from rubric.labelled import data_hash
+    from rubric.labelled import data_hash, gold_fit_rows
+    from rubric.train import keeps_accuracy
 
     rubric = load_rubric()
     assert shipped.labels == label_ids(rubric)
     assert shipped.card.rubric_hash == rubric_hash(rubric)
-    rows = load_split("train") + load_split("dev")
+    rows = load_split("train") + load_split("dev") + gold_fit_rows()
     assert shipped.card.data_hash == data_hash(rows, json.dumps(shipped.labels))
     assert set(shipped.card.calibration) == set(shipped.labels)
-    # int8 was kept only where its verdicts agreed with the float model's on dev
-    if shipped.card.config.get("quantize"):
-        assert min(shipped.card.int8_agreement.values()) >= 0.97
+    # int8 was kept only where it was as accurate as the float model on dev
+    f1 = shipped.card.dev_f1
+    assert set(f1["float"]) == set(f1["int8"]) == set(shipped.labels)
+    assert shipped.card.config.get("quantize") == keeps_accuracy(f1["int8"], f1["float"])
 
 
 def test_shipped_model_reads_the_customer(shipped: TurnModel) -> None:
-    """Affirm depends on what the customer said: the same words restating the customer's
-    problem score higher after that problem than after an unrelated one."""
+    """Affirm depends on what the customer said: on dev's affirm turns, the model finds the
+    restatement far more often after the customer's own words than after another row's
+    (a model blind to the customer would score both the same)."""
+    from rubric.labelled import last_customer_text
+
+    rows = load_split("dev")
+    aff = [r for r in rows if "affirm" in r["labels"]]
+    assert len(aff) >= 40
     j = shipped.labels.index("affirm")
-    agent = "So the second charge appeared after you cancelled, and nobody has refunded it."
-    matching = "I cancelled in March and you still charged me again in April. No refund yet."
-    unrelated = "My new router keeps dropping the wifi signal every evening."
-    p = shipped.predict([(matching, agent), (unrelated, agent)])
-    assert p[0, j] > p[1, j]
+    th = shipped.card.calibration["affirm"].threshold
+    own = shipped.predict([(last_customer_text(r["context"]), r["agent"]) for r in aff])
+    swapped = [rows[(i * 7 + 3) % len(rows)] for i in range(len(aff))]
+    other = shipped.predict(
+        [(last_customer_text(o["context"]), r["agent"]) for o, r in zip(swapped, aff, strict=True)]
+    )
+    assert (own[:, j] >= th).mean() - (other[:, j] >= th).mean() >= 0.1
 
 
 def test_predictions_do_not_depend_on_batch_or_cache(shipped: TurnModel) -> None:
@@ -188,8 +198,20 @@ def _rubric_with_new_technique() -> Rubric:
     new.update(
         id="use_name",
         label="Uses the customer's name",
-        positive=["Thanks, Priya, I'll sort that now.", "Okay Tom, let's fix it."],
-        negative=["Thanks for waiting.", "Let's fix it."],
+        positive=[
+            "Thanks, Priya, I'll sort that now.",
+            "Okay Tom, let's fix it.",
+            "Right, Mrs Okafor, I have your file open.",
+            "Good question, Sam.",
+            "Leave it with me, Daniel.",
+        ],
+        negative=[
+            "Thanks for waiting.",
+            "Let's fix it.",
+            "I have your file open.",
+            "Good question.",
+            "Leave it with me.",
+        ],
     )
     data["techniques"].insert(4, new)
     return Rubric.model_validate(data)
@@ -201,7 +223,7 @@ def test_a_new_technique_is_learned_from_its_exemplars_and_not_scored_until_fit(
     rubric = _rubric_with_new_technique()
     assert "use_name" in label_ids(rubric)
     ex = [e for e in exemplar_examples(rubric) if "use_name" in e.labels]
-    assert len(ex) == 4 and all(list(e.labels) == ["use_name"] for e in ex)
+    assert len(ex) == 10 and all(list(e.labels) == ["use_name"] for e in ex)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = default_turn_model(rubric)
