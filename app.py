@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from common.settings import Settings
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
 from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
@@ -46,7 +47,6 @@ from sim.practice import (
     outcome_message,
     signals_from_grader,
 )
-from sim.settings import Settings
 from sim.simulator import SimulatorError
 from sim.store import Session
 from sim.studio_handlers import Request, StudioHandlers

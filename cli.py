@@ -18,7 +18,7 @@ app.add_typer(rubric_app, name="rubric")
 
 
 def _settings() -> object:
-    from sim.settings import Settings
+    from common.settings import Settings
 
     return Settings()
 
@@ -76,11 +76,11 @@ def personas_check(
     import json
     import tempfile
 
+    from common.settings import Settings
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
     from sim.probe_check import check_persona, render_text
     from sim.providers import ProviderError
-    from sim.settings import Settings
     from sim.simulator import SimulatorError
     from sim.store import SessionStore
 
@@ -118,8 +118,8 @@ def model_prepare() -> None:
     """Join the GGUF parts into the data dir once and verify its sha256."""
     from tqdm import tqdm
 
+    from common.settings import Settings
     from sim.model_files import ModelFileError, prepare
-    from sim.settings import Settings
 
     s = Settings()
     bar = tqdm(total=0, unit="part", desc="Assembling model", disable=None)
@@ -144,11 +144,11 @@ def model_warm() -> None:
     (the cache dir), so the first reply of any session starts in about a second. The app
     does this in the background at start; run it ahead on a new machine or after editing
     personas."""
+    from common.settings import Settings
     from sim.local_llm import LlamaCppChat, LocalModelError
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.prompt import Message, build_messages
     from sim.providers import ProviderError, get_chat_model
-    from sim.settings import Settings
 
     s = Settings()
     try:
@@ -177,8 +177,8 @@ def chat(
     resume: Annotated[str | None, typer.Option(help="Resume this session id")] = None,
 ) -> None:
     """Practise in the terminal against the same simulator the app uses."""
+    from common.settings import Settings
     from sim.practice import InputRejected, Practice
-    from sim.settings import Settings
     from sim.simulator import SimulatorError
 
     practice = Practice.from_settings(Settings())
@@ -232,8 +232,8 @@ def ingest(
     """Add guidance to the Chroma store. Re-ingesting an unchanged file adds nothing."""
     from tqdm import tqdm
 
+    from common.settings import Settings
     from rubric.guidance import GUIDANCE_DIR, GuidanceStore
-    from sim.settings import Settings
 
     targets = list(paths or []) + ([GUIDANCE_DIR] if shipped else [])
     if not targets:
@@ -279,8 +279,8 @@ def grade(
 
     from tqdm import tqdm
 
+    from common.settings import Settings
     from rubric.grader import Grader
-    from sim.settings import Settings
 
     lines = input.read_text(encoding="utf-8").splitlines()
     records = []
@@ -312,7 +312,7 @@ def grade(
 
 def _judge_for(settings: object) -> object | None:
     """An LLM judge only when a capable OpenAI-compatible model is configured."""
-    from sim.settings import Settings
+    from common.settings import Settings
 
     assert isinstance(settings, Settings)
     if settings.provider != "openai" or not settings.judge:
@@ -366,12 +366,12 @@ def eval_cmd(
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
+    from common.settings import Settings
     from eval import runner, suites
     from rubric.classifier import ExemplarIndex, load_calibration_for
     from rubric.grader import Grader
     from rubric.techniques import load_rubric
     from sim.practice import Practice, signals_from_grader
-    from sim.settings import Settings
 
     settings = Settings()
     names = list(suite or ([] if input else list(runner.ALL_SUITES)))
@@ -478,10 +478,10 @@ def simulate(
     import json
     import tempfile
 
+    from common.settings import Settings
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
     from sim.providers import ProviderError
-    from sim.settings import Settings
     from sim.simulate import read_script, render_text
     from sim.simulate import simulate as run_simulation
     from sim.store import SessionStore
@@ -605,7 +605,7 @@ def serve(
 ) -> None:
     """Start the web app. With RAPPORT_AUTH=on, trainees and trainers sign in."""
     import app as webapp
-    from sim.settings import Settings
+    from common.settings import Settings
 
     overrides: dict[str, object] = {}
     if host:
@@ -622,8 +622,8 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write, or a folder to put it in")],
 ) -> None:
     """Back up the session database. Safe while the app is running."""
+    from common.settings import Settings
     from sim.backup import BackupError, backup, check_database
-    from sim.settings import Settings
 
     db = Settings().database_url or Settings().db_path
     try:
@@ -641,8 +641,8 @@ def restore_cmd(
 ) -> None:
     """Replace the session database with a backup (stop the app first). The backup is
     checked before anything changes; the current database is kept beside it."""
+    from common.settings import Settings
     from sim.backup import BackupError, check_database, restore
-    from sim.settings import Settings
 
     db = Settings().database_url or Settings().db_path
     try:
@@ -661,7 +661,7 @@ app.add_typer(users_app, name="users")
 
 
 def _user_store() -> object:
-    from sim.settings import Settings
+    from common.settings import Settings
     from sim.store import open_store
     from sim.users import UserStore
 

@@ -608,10 +608,10 @@ def run(
     n_ctx: int = 4096,
     model: Path | None = None,
 ) -> dict[str, Any]:
+    from common.settings import Settings
     from sim.local_llm import LlamaCppChat, load_llama
     from sim.persona import load_personas
     from sim.providers import local_model_path
-    from sim.settings import Settings
 
     started = time.perf_counter()
     load_start = loadavg()

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.settings import Settings
 from rubric.classifier import (
     Calibration,
     ExemplarIndex,
@@ -35,7 +36,6 @@ from rubric.guidance import GuidanceStore
 from rubric.injection import addresses_grader
 from rubric.techniques import Rubric, load_rubric
 from rubric.turn_model import MODEL_DIR, TurnModel, get_turn_model
-from sim.settings import Settings
 
 Source = Literal["classifier", "llm_judge", "combined"]
 MARKER_THRESHOLD = 0.97  # exemplar likeness alone must be near certain

@@ -22,8 +22,8 @@ from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from common.settings import Settings
 from rubric.embeddings import MiniLMEmbeddings
-from sim.settings import Settings
 
 GUIDANCE_DIR = Path(__file__).resolve().parent.parent / "guidance"
 COLLECTION = "rapport_guidance"

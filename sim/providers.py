@@ -11,7 +11,7 @@ from pathlib import Path
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
-from sim.settings import Settings
+from common.settings import Settings
 
 ProviderFactory = Callable[[Settings], BaseChatModel]
 PROVIDERS: dict[str, ProviderFactory] = {}

@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 if TYPE_CHECKING:
-    from sim.settings import Settings
+    from common.settings import Settings
 
 Role = Literal["customer", "agent"]
 Migration = Callable[[Any], None]

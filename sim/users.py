@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 import bcrypt
 
-from sim.settings import Settings
+from common.settings import Settings
 from sim.store import DuplicateError, SessionStore
 
 if TYPE_CHECKING:

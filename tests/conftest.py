@@ -13,11 +13,11 @@ import pytest
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
+from common.settings import Settings
 from sim.director import Signals, no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.settings import Settings
 from sim.store import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent

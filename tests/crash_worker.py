@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.settings import Settings
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.settings import Settings
 from sim.store import SessionStore
 
 

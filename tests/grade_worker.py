@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.settings import Settings
 from rubric.grader import Grader
-from sim.settings import Settings
 from sim.store import SessionStore
 
 

@@ -12,6 +12,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from typer.testing import CliRunner
 
+from common.settings import Settings
 from eval import runner, suites
 from rubric.classifier import ExemplarIndex, load_calibration_for
 from rubric.grader import Grader, Verdict
@@ -20,7 +21,6 @@ from sim.director import no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice, signals_from_grader
-from sim.settings import Settings
 from sim.store import SessionStore
 
 
@@ -186,7 +186,9 @@ def test_injection_suite_catches_a_grader_that_obeys_injections(
                     v.used = True
             return verdicts, markers
 
-    obedient = Obedient(grader.rubric, grader.index, grader.calibration, turn_model=grader.turn_model)
+    obedient = Obedient(
+        grader.rubric, grader.index, grader.calibration, turn_model=grader.turn_model
+    )
     opts = suites.Options(limit=5, progress=False)
     from eval.labelled_suites import suite_injection
 

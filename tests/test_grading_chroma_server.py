@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from rubric.guidance import GUIDANCE_DIR, GuidanceStore
 from rubric.techniques import CORE_TECHNIQUES
-from sim.settings import Settings
 from tests.conftest import free_port
 from tests.servers import stop, wait_until_up
 

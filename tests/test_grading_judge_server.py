@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from rubric.grader import Grader, Turn
 from rubric.judge import LLMJudge, judge_prompt
 from rubric.techniques import CORE_TECHNIQUES
 from sim.providers import get_chat_model
-from sim.settings import Settings
 from tests.servers import llama_server
 from tests.test_grading_classifier import shared_grader
 

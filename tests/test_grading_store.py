@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from common.settings import Settings
 from rubric.guidance import (
     GUIDANCE_DIR,
     TAGS,
@@ -26,7 +27,6 @@ from rubric.guidance import (
     split_front_matter,
 )
 from rubric.techniques import load_rubric
-from sim.settings import Settings
 
 _SHARED: dict[str, Any] = {}
 VALIDATING = "It's completely understandable that you're upset after being charged twice"

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from common.settings import Settings
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.settings import Settings
 from sim.store import SessionStore
 from tests.conftest import ROOT
 

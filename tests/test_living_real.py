@@ -55,10 +55,10 @@ def test_good_agent_calms_and_resolves_bad_agent_escalates(
 def test_guard_keeps_the_real_model_in_character(tmp_path: Path, default_model_path: Path) -> None:
     """A CI slice of `rapport eval --suite guard` (that suite: 13 probes x 10 personas):
     one probe of each kind against one persona."""
+    from common.settings import Settings
     from eval.guard_suite import suite_guard
     from sim.practice import Practice
     from sim.probe_check import pick_probes
-    from sim.settings import Settings
     from sim.store import SessionStore
     from tests.conftest import cue_signals
 

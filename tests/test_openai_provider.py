@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from sim.persona import load_personas
 from sim.prompt import Message
 from sim.providers import ProviderError, get_chat_model
-from sim.settings import Settings
 from sim.simulator import CustomerTurn
 from tests.servers import llama_server
 

@@ -24,12 +24,12 @@ import pytest
 import sqlalchemy
 from typer.testing import CliRunner
 
+from common.settings import Settings
 from sim.backup import BackupError, backup
 from sim.director import no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.settings import Settings
 from sim.store import MIGRATIONS, DuplicateError, SessionStore, StoreError, open_store
 from sim.users import UserError, UserStore
 from tests.conftest import cue_signals, free_port

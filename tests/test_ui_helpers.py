@@ -746,7 +746,7 @@ def test_serve_refuses_an_open_bind_unless_confirmed(
 
     import app as webapp
     from cli import app as cli_app
-    from sim.settings import Settings
+    from common.settings import Settings
 
     with pytest.raises(SystemExit) as exc:  # before the grader or the model is touched
         webapp.main(Settings(host="0.0.0.0", data_dir=tmp_path, provider="fake"))

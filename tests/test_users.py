@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cli import app
-from sim.settings import Settings
+from common.settings import Settings
 from sim.store import Session, SessionStore, m001_initial, m002_branches
 from sim.users import (
     LOCAL_USER,
