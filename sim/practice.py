@@ -17,7 +17,6 @@ from sim.guard import detect_probe, probe_directive
 from sim.persona import Persona, library_dir, load_personas
 from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
-from sim.realism import Granted
 from sim.simulator import CustomerTurn, GuardContext, Reply
 from sim.store import Session, SessionStore, Turn, open_store
 
@@ -310,7 +309,6 @@ class PracticeSession:
             probe=detect_probe(agent_text),
             mood=step.mood_after,
             seed=step.turn,
-            granted=Granted.from_step(step),
         )
         turn = CustomerTurn(self.practice.model, self.persona, self.history(), guard=guard)
         yield from turn
