@@ -190,6 +190,12 @@ def m004_disputes(db: Connection | sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_real_conversations(db: Connection | sqlite3.Connection) -> None:
+    """A session imported from a real conversation (``sim/real_import.py``), not practised."""
+    _run(db, ["ALTER TABLE sessions ADD COLUMN real_conversation INTEGER NOT NULL DEFAULT 0"])
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -634,11 +640,15 @@ class SessionStore:
             )
 
     def session_extras(self, session_id: str) -> dict[str, Any]:
-        """The m003 columns of one session: ``mode``, ``assignment_id`` and ``hints``."""
+        """The m003 columns of one session: ``mode``, ``assignment_id`` and ``hints``, and
+        ``real`` (m005: an imported real conversation)."""
         with self._read() as db:
             row = (
                 db.execute(
-                    sql("SELECT mode, assignment_id, hints_json FROM sessions WHERE id = :id"),
+                    sql(
+                        "SELECT mode, assignment_id, hints_json, real_conversation"
+                        " FROM sessions WHERE id = :id"
+                    ),
                     {"id": session_id},
                 )
                 .mappings()
@@ -650,6 +660,7 @@ class SessionStore:
             "mode": row["mode"],
             "assignment_id": row["assignment_id"],
             "hints": json.loads(row["hints_json"] or "[]"),
+            "real": bool(row["real_conversation"]),
         }
 
     def session_index(self, user_id: str | None = None, all_users: bool = False) -> list[str]:
@@ -681,6 +692,40 @@ class SessionStore:
                 sql("UPDATE sessions SET hints_json = :h WHERE id = :id"),
                 {"h": json.dumps(hints), "id": session_id},
             )
+
+    def insert_real_conversations(self, sessions: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Store imported conversations, all or none, in one transaction: each mapping has
+        ``persona_id``, ``persona_version``, ``model``, ``user_id``, ``turns`` (``(role,
+        text)`` pairs) and ``feedback``. Each is stored ended and marked real (m005)."""
+        ids: list[str] = []
+        with self._tx() as db:
+            for s in sessions:
+                sid, now = uuid.uuid4().hex, _now()
+                db.execute(
+                    sql(
+                        "INSERT INTO sessions (id, persona_id, persona_version, started_at,"
+                        " ended_at, status, model_json, user_id, feedback_json,"
+                        " real_conversation) VALUES (:id, :pid, :pv, :now, :now, 'ended',"
+                        " :model, :uid, :fb, 1)"
+                    ),
+                    {
+                        "id": sid,
+                        "pid": s["persona_id"],
+                        "pv": s["persona_version"],
+                        "now": now,
+                        "model": json.dumps(s["model"]),
+                        "uid": s["user_id"],
+                        "fb": json.dumps(s["feedback"]),
+                    },
+                )
+                rows = [
+                    _turn_params(sid, Turn(i, role, text, now))
+                    for i, (role, text) in enumerate(s["turns"])
+                ]
+                if rows:
+                    db.execute(_INSERT_TURN, rows)
+                ids.append(sid)
+        return ids
 
     # --- disputes and rulings (m004; the logic lives in sim/disputes.py) -----------------
     def insert_dispute(self, row: Mapping[str, Any]) -> int:
