@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import labelled_suites, suites
+from eval.rulings_suite import rulings_markdown, suite_rulings
 from eval.suites import Options
 from rubric.grader import Grader
 
@@ -33,6 +34,7 @@ ALL_SUITES = (
     "invariance",
     "injection",
     "known-groups",
+    "rulings",
 )
 
 
@@ -70,6 +72,11 @@ def run(
             results["suites"]["known-groups"] = suites.suite_known_groups(
                 grader, opts, play, persona_ids
             )
+        elif name == "rulings":
+            data = opts.extra.get("rulings")
+            if data is None:
+                raise ValueError("the rulings suite needs the rulings (rapport eval loads them)")
+            results["suites"]["rulings"] = suite_rulings(grader, opts, **data)
         elif name == "input":
             if input_path is None:
                 raise ValueError("the input suite needs --input FILE.jsonl")
@@ -88,7 +95,8 @@ def run(
 
 def reliability_card(results: dict[str, Any], techniques: Sequence[str]) -> dict[str, Any]:
     """Per technique: F1 and kappa (with interval) on the locked test, F1 on the transfer set
-    and the first gold set beside it, test-retest alpha, flip rate, support, abstention.
+    and the first gold set beside it, test-retest alpha, flip rate, support, abstention, and
+    (when the rulings suite ran) agreement with trainer rulings and the dispute rate.
 
     The headline figures come from the locked test when that suite ran, else from the first
     gold set's test split (which is what ``held_out`` names)."""
@@ -99,9 +107,11 @@ def reliability_card(results: dict[str, Any], techniques: Sequence[str]) -> dict
     head, held_out = (locked, "locked test") if locked else (gold, "gold test")
     cons = s.get("consistency", {})
     inv = s.get("invariance", {})
+    rulings = s.get("rulings", {}).get("per_technique", {})
     card: dict[str, Any] = {}
     for t in techniques:
         g = head.get(t, {})
+        r = rulings.get(t, {})
         card[t] = {
             "held_out": held_out,
             "f1": g.get("f1"),
@@ -116,6 +126,12 @@ def reliability_card(results: dict[str, Any], techniques: Sequence[str]) -> dict
             "flip_rate": inv.get("per_technique", {}).get(t),
             "support": g.get("support"),
             "abstain_rate": g.get("abstain_rate"),
+            "rulings_n": r.get("scored"),
+            "rulings_kappa": r.get("kappa"),
+            "rulings_f1": r.get("f1"),
+            "rulings_support": r.get("support"),
+            "dispute_rate": r.get("dispute_rate"),
+            "disputes": r.get("disputes"),
         }
     return card
 
@@ -303,6 +319,8 @@ def report_markdown(results: dict[str, Any]) -> str:
         if kg.get("mood_misordered"):
             lines += ["", f"Director ordering failed for: {', '.join(kg['mood_misordered'])}."]
         lines += ["", "![Session score distributions](scores.png)", ""]
+    if "rulings" in s:
+        lines += rulings_markdown(s["rulings"])
     if "input" in s:
         lines += [
             "## Outside labelled data",

@@ -133,23 +133,55 @@ def suite_gold(grader: Grader, opts: Options, path: Path = DATA / "gold.jsonl") 
 def suite_input(grader: Grader, opts: Options, path: Path) -> dict[str, Any]:
     """Outside labelled data: ``rapport grade`` input lines plus ``labels`` per agent turn.
 
-    ``labels`` maps an agent turn's index (as a string or int) to its technique list.
+    ``labels`` maps an agent turn's index (as a string or int) to its technique list. An
+    optional ``rated`` maps a turn to the techniques its labels cover (a trainer's ruling
+    covers one); without it a labelled turn is labelled for every technique.
     """
     rows = load_jsonl(path)[: opts.limit]
-    flat: list[dict[str, Any]] = []
-    preds: list[Verdicts] = []
-    for rec in _bar(rows, "input", opts):
-        labels = {int(k): v for k, v in rec["labels"].items()}
-        graded = grader.grade_turns(rec["turns"])
-        for g in graded:
-            if g.index in labels:
-                flat.append({"labels": labels[g.index]})
-                preds.append({t: v.used for t, v in g.techniques.items()})
+    scored = score_records(grader, rows, opts, "input")
     return {
         "source": path.name,
-        "turns": len(flat),
-        "all": validity(flat, preds, grader.technique_ids, opts.bootstrap, opts.seed),
+        "turns": scored["turns"],
+        "all": scored["metrics"],
     }
+
+
+def score_records(
+    grader: Grader, records: Sequence[dict[str, Any]], opts: Options, desc: str
+) -> dict[str, Any]:
+    """Grade ``rapport eval --input`` records and score each technique on the turns labelled
+    for it: the metrics of :func:`validity`, the labelled turns, and per-item verdicts."""
+    techniques = grader.technique_ids
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in techniques}
+    preds: dict[str, list[Verdicts]] = {t: [] for t in techniques}
+    items: list[dict[str, Any]] = []
+    turns = 0
+    for rec in _bar(list(records), desc, opts):
+        labels = {int(k): v for k, v in rec["labels"].items()}
+        rated = {int(k): v for k, v in (rec.get("rated") or {}).items()}
+        graded = grader.grade_turns(rec["turns"], only=set(labels))
+        for g in graded:
+            if g.index not in labels:
+                continue
+            turns += 1
+            pred = {t: v.used for t, v in g.techniques.items()}
+            for t in rated.get(g.index, techniques):
+                if t in rows:
+                    rows[t].append({"labels": labels[g.index]})
+                    preds[t].append(pred)
+                    items.append(
+                        {
+                            "id": rec.get("id"),
+                            "index": g.index,
+                            "technique": t,
+                            "label": t in labels[g.index],
+                            "pred": pred[t],
+                        }
+                    )
+    metrics = {
+        t: validity(rows[t], preds[t], [t], opts.bootstrap, opts.seed)[t] for t in techniques
+    }
+    return {"turns": turns, "metrics": metrics, "items": items}
 
 
 def suite_consistency(

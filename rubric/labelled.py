@@ -96,3 +96,36 @@ def gold_fit_rows(path: Path = GOLD_PATH) -> list[dict[str, Any]]:
     """The first gold set's ``dev`` rows, which the turn model also learns from (its ``test``
     rows stay a further check). They carry the four core techniques only."""
     return [r for r in read_jsonl(path) if r.get("split") == "dev"] if path.exists() else []
+
+
+RULING_HOLDOUT = 3
+"""One ruling in this many (by a hash of its id) is never fitted on, so the rulings eval
+suite always has held-out rulings to score."""
+
+
+def split_rulings(
+    records: Sequence[dict[str, Any]], holdout: int = RULING_HOLDOUT
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Exported rulings (``rapport rulings export`` lines) split into (fit, held out), by a
+    stable hash of each id: the same ruling always lands on the same side."""
+    fit: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
+    for r in records:
+        bucket = int(hashlib.sha256(str(r["id"]).encode()).hexdigest()[:8], 16) % holdout
+        (held if bucket == 0 else fit).append(r)
+    return fit, held
+
+
+def ruling_examples(records: Iterable[dict[str, Any]], ids: Sequence[str]) -> list[Example]:
+    """Rulings as examples: each labels only the techniques it rated, on its last turn (the
+    disputed one); every other label is unknown and masked out in training."""
+    out: list[Example] = []
+    for r in records:
+        turns = r["turns"]
+        key = str(len(turns) - 1)
+        if not turns or turns[-1]["role"] != "agent" or key not in r.get("rated", {}):
+            raise ValueError(f"{r.get('id')}: a ruling record must end at its rated agent turn")
+        rated, used = set(r["rated"][key]), set(r["labels"].get(key, []))
+        labels = {t: (t in used) if t in rated else None for t in ids}
+        out.append(Example(last_customer_text(turns[:-1]), turns[-1]["text"], labels, "ruling"))
+    return out

@@ -30,6 +30,10 @@ CSS = """
 </style>
 """
 
+MIN_RULINGS = 30
+"""Scored trainer rulings a technique needs before its agreement with them is shown: below
+this a κ swings by more than ±0.3 from one ruling to the next, so only the count is shown."""
+
 _STATUS_TEXT = {"used": "used", "missed": "missed", "not_scored": "not scored"}
 
 
@@ -135,22 +139,52 @@ def _num(x: Any, nd: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
+def rulings_cell(c: dict[str, Any]) -> str:
+    """Agreement with trainer rulings for one technique, or how many there are so far."""
+    n = c.get("rulings_n")
+    if n is None:
+        return "n/a"
+    if n < MIN_RULINGS or c.get("rulings_kappa") is None:
+        return f"{n} ruling(s) (figures from {MIN_RULINGS})"
+    return f"κ {_num(c.get('rulings_kappa'))}, F1 {_num(c.get('rulings_f1'))} ({n})"
+
+
+def dispute_cell(c: dict[str, Any]) -> str:
+    rate = c.get("dispute_rate")
+    return "n/a" if rate is None else f"{rate * 100:.1f}% ({c.get('disputes', 0)})"
+
+
 def reliability_table(card: dict[str, dict[str, Any]]) -> str:
-    """Markdown table for trainers: the locked test beside the transfer set and first gold set."""
+    """Markdown table for trainers: the locked test beside the transfer set, the first gold
+    set and the trainers' own rulings on disputed verdicts."""
     rows = [
         "| technique | F1, locked test | κ [95% CI] | F1, transfer set | F1, first gold set "
-        "| same grade on rerun (α) | flips under rewording | labelled examples | not scored |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| agrees with trainer rulings | disputed | same grade on rerun (α) "
+        "| flips under rewording | labelled examples | not scored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t, c in card.items():
         ci = c.get("kappa_ci") or [None, None]
         rows.append(
             f"| {t} | {_num(c.get('f1'))} | {_num(c.get('kappa'))} [{_num(ci[0])}, {_num(ci[1])}] "
             f"| {_num(c.get('transfer_f1'))} | {_num(c.get('gold_f1'))} "
+            f"| {rulings_cell(c)} | {dispute_cell(c)} "
             f"| {_num(c.get('retest_alpha'))} | {_num((c.get('flip_rate') or 0) * 100, 1)}% "
             f"| {c.get('support', 'n/a')} | {_num((c.get('abstain_rate') or 0) * 100, 0)}% |"
         )
     return "\n".join(rows)
+
+
+def _rulings_clause(c: dict[str, Any]) -> str:
+    n = c.get("rulings_n")
+    if not n:
+        return ""
+    if n < MIN_RULINGS or c.get("rulings_kappa") is None:
+        return f"; trainers have ruled on {n} disputed verdict(s) so far"
+    return (
+        f"; on {n} disputed verdicts it agrees with the trainers' rulings with "
+        f"κ {_num(c.get('rulings_kappa'))}"
+    )
 
 
 def about_panel(card: dict[str, dict[str, Any]] | None) -> str:
@@ -164,7 +198,8 @@ def about_panel(card: dict[str, dict[str, Any]] | None) -> str:
         f"<li><b>{_e(t)}</b>: agrees with human labels with F1 {_num(c.get('f1'))} "
         f"(κ {_num(c.get('kappa'))}), and F1 {_num(c.get('transfer_f1'))} on conversations "
         "written in another style; the same conversation always gets the same grade "
-        f"(α {_num(c.get('retest_alpha'))}); rewording flips {_num((c.get('flip_rate') or 0) * 100, 1)}% of verdicts.</li>"
+        f"(α {_num(c.get('retest_alpha'))}); rewording flips {_num((c.get('flip_rate') or 0) * 100, 1)}% of verdicts"
+        f"{_rulings_clause(c)}.</li>"
         for t, c in card.items()
     )
     return (

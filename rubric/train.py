@@ -329,8 +329,25 @@ def fit_turn_model(
     return card
 
 
-def main_cli(cfg: TrainConfig, out_dir: Path, log: Log = print) -> ModelCard:
-    """``rapport rubric fit``'s turn-model step on the repo's data."""
+def main_cli(
+    cfg: TrainConfig,
+    out_dir: Path,
+    log: Log = print,
+    rulings: Sequence[dict[str, Any]] = (),
+) -> ModelCard:
+    """``rapport rubric fit``'s turn-model step on the repo's data (and, opt-in, trainer
+    rulings: ``rapport rulings export`` records)."""
+    train, dev, meta = training_data(rulings, log)
+    return fit_turn_model(train, dev, meta.pop("labels"), cfg, out_dir, meta, log)
+
+
+def training_data(
+    rulings: Sequence[dict[str, Any]] = (), log: Log = print
+) -> tuple[list[Example], list[Example], dict[str, Any]]:
+    """What the turn model learns from: the train split, the first gold set's dev rows, the
+    rubric's exemplars and, if given, the rulings on the fitting side of
+    :func:`rubric.labelled.split_rulings` (their ids go in the model card, so the rulings
+    eval suite leaves them out). Thresholds are chosen on ``dev``."""
     from rubric.classifier import rubric_hash
     from rubric.labelled import (
         data_hash,
@@ -338,29 +355,42 @@ def main_cli(cfg: TrainConfig, out_dir: Path, log: Log = print) -> ModelCard:
         gold_fit_rows,
         load_split,
         row_example,
+        ruling_examples,
+        split_rulings,
     )
     from rubric.techniques import load_rubric
 
     rubric = load_rubric()
     labels = label_ids(rubric)
     train_rows, dev_rows, gold_rows = load_split("train"), load_split("dev"), gold_fit_rows()
+    fit_rulings, held_rulings = split_rulings(rulings)
     train = (
         [row_example(r, labels) for r in train_rows]
         + [row_example(r, labels, known=rubric.technique_ids) for r in gold_rows]
         + exemplar_examples(rubric)
+        + ruling_examples(fit_rulings, labels)
     )
     dev = [row_example(r, labels) for r in dev_rows]
-    n_ex = len(train) - len(train_rows) - len(gold_rows)
+    n_ex = len(train) - len(train_rows) - len(gold_rows) - len(fit_rulings)
+    with_rulings = (
+        f" + {len(fit_rulings)} trainer rulings ({len(held_rulings)} held out)" if rulings else ""
+    )
     log(
         f"fitting the turn model on {len(train_rows)} labelled turns + {len(gold_rows)} first-gold "
-        f"dev turns + {n_ex} exemplars; dev {len(dev)}"
+        f"dev turns + {n_ex} exemplars{with_rulings}; dev {len(dev)}"
     )
-    meta = {
+    ruling_rows = [
+        {"context": r["turns"][:-1], "agent": r["turns"][-1]["text"], "labels": r["labels"]}
+        for r in fit_rulings
+    ]
+    meta: dict[str, Any] = {
+        "labels": labels,
         "rubric_hash": rubric_hash(rubric),
-        "data_hash": data_hash(train_rows + dev_rows + gold_rows, json.dumps(labels)),
+        "data_hash": data_hash(train_rows + dev_rows + gold_rows + ruling_rows, json.dumps(labels)),
         "fitted_on": (
             f"train ({len(train_rows)} turns) + first gold set's dev ({len(gold_rows)}) + "
-            f"rubric exemplars; thresholds on dev ({len(dev)})"
+            f"rubric exemplars{with_rulings}; thresholds on dev ({len(dev)})"
         ),
+        "ruling_ids": [str(r["id"]) for r in fit_rulings],
     }
-    return fit_turn_model(train, dev, labels, cfg, out_dir, meta, log)
+    return train, dev, meta

@@ -50,6 +50,11 @@ class ModelCard(BaseModel):
         default_factory=dict, description="F1 per label on dev, float and int8 models."
     )
     max_prob_diff: float = 0.0
+    ruling_ids: list[str] = Field(
+        default_factory=list,
+        description="Trainer rulings fitted on (rapport rubric fit --include-rulings); the "
+        "rulings eval suite leaves these out.",
+    )
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:
