@@ -136,7 +136,15 @@ def redact_feedback(feedback: Mapping[str, Any] | None) -> dict[str, Any] | None
 
 
 def _extras(store: SessionStore, session_id: str) -> dict[str, Any]:
-    return store.session_extras(session_id)
+    """The m003 columns, with ``mode`` "real" for an imported real conversation (m005)."""
+    extras = store.session_extras(session_id)
+    if extras.get("real"):
+        extras["mode"] = REAL_MODE
+    return extras
+
+
+REAL_MODE = "real"
+REAL_NAME = "Real conversation"
 
 
 def _persona_name(personas: Personas, persona_id: str) -> str:
@@ -218,7 +226,9 @@ def list_history(
                 user_id=s.user_id,
                 date=s.started_at,
                 persona_id=s.persona_id,
-                persona_name=p.name if p else s.persona_id,
+                persona_name=REAL_NAME
+                if extras["mode"] == REAL_MODE
+                else _persona_name(lib, s.persona_id),
                 archetype=archetype,
                 outcome=session_outcome(s),
                 techniques_used=techniques_used(s.feedback),
@@ -352,7 +362,9 @@ def session_replay(store: SessionStore, personas: Personas, user: User, session_
         session_id=s.id,
         user_id=s.user_id,
         persona_id=s.persona_id,
-        persona_name=_persona_name(personas, s.persona_id),
+        persona_name=REAL_NAME
+        if extras["mode"] == REAL_MODE
+        else _persona_name(personas, s.persona_id),
         date=s.started_at,
         mode=extras["mode"],
         outcome=session_outcome(s),
@@ -442,6 +454,8 @@ def progress(
             for s in sessions
             if s.persona_id in personas and personas[s.persona_id].archetype.value == archetype
         ]
+    # practice progress: imported real conversations were not practised
+    sessions = [s for s in sessions if _extras(store, s.id)["mode"] != REAL_MODE]
     graded = [s for s in sessions if s.feedback]
     tids = _technique_ids(graded)
     series = {"practice": ProgressSeries("practice"), "assessment": ProgressSeries("assessment")}
