@@ -99,10 +99,7 @@ def decode(data: bytes, max_bytes: int = MAX_BYTES) -> str:
     """The file's text: UTF-8 (or UTF-16 with a byte-order mark, or Windows-1252), refusing
     an empty, oversized or binary file."""
     if len(data) > max_bytes:
-        raise TranscriptError(
-            f"The file is {len(data) / 1024 / 1024:.1f} MB; the most a transcript may be is "
-            f"{max_bytes // 1024} KB. Split it into single conversations."
-        )
+        raise _too_big(len(data), max_bytes)
     if not data.strip():
         raise TranscriptError("The file is empty: there is no conversation in it.")
     for bom, enc in (
@@ -142,12 +139,22 @@ def _check_text(text: str) -> str:
 
 
 def read_file(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
-    """Read at most ``max_bytes`` + 1 bytes (enough to refuse a larger file)."""
+    """The file's bytes; an oversized file is refused by its size, before it is read."""
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_big(size, max_bytes)
         with path.open("rb") as f:
             return f.read(max_bytes + 1)
     except OSError as exc:
         raise TranscriptError(f"Can't read {path.name}: {exc.strerror or exc}") from None
+
+
+def _too_big(size: int, max_bytes: int) -> TranscriptError:
+    return TranscriptError(
+        f"The file is {size / 1024 / 1024:.1f} MB; the most a transcript may be is "
+        f"{max_bytes // 1024} KB. Split it into single conversations."
+    )
 
 
 # --- speakers --------------------------------------------------------------------------------
