@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy
 from typer.testing import CliRunner
 
+import bootstrap
 from common.settings import Settings
 from sim.backup import BackupError, backup
 from sim.director import no_rules
@@ -306,7 +307,12 @@ def test_users_assignments_modes_and_hints(store: SessionStore) -> None:
 
     sid = store.create_session(PID, "v1", {}, "alice")
     none = store.create_session(PID, "v1", {})
-    assert store.session_extras(sid) == {"mode": "practice", "assignment_id": None, "hints": []}
+    assert store.session_extras(sid) == {
+        "mode": "practice",
+        "assignment_id": None,
+        "hints": [],
+        "real": False,
+    }
     store.set_mode(sid, "assessment", a1)
     store.set_private(sid, True)
     store.record_hint(sid, {"kind": "validate", "text": "Name the feeling."})
@@ -465,7 +471,7 @@ def test_open_store_and_cli_follow_the_database_url(
     res = runner.invoke(app, ["restore", str(tmp_path / "b.sqlite3")])
     assert res.exit_code == 1 and "pg_dump" in res.output
 
-    practice = Practice.from_settings(Settings(provider="fake"))
+    practice = bootstrap.open_practice(Settings(provider="fake"))
     assert practice.store.dialect == "postgresql"
     practice.store.close()
 
@@ -621,7 +627,12 @@ def test_an_old_sqlite_database_opens_and_migrates(tmp_path: Path, upto: int) ->
         (0, "Old opening.", {"opening": True}),
         (1, "Old answer.", {}),
     ]
-    assert store.session_extras("old1") == {"mode": "practice", "assignment_id": None, "hints": []}
+    assert store.session_extras("old1") == {
+        "mode": "practice",
+        "assignment_id": None,
+        "hints": [],
+        "real": False,
+    }
     new_id = store.insert_assignment(PID, "bob", None, "practice")
     assert new_id == (2 if upto >= 3 else 1)
     assert store.add_turn("old1", "customer", "New turn.").idx == 2
@@ -633,16 +644,31 @@ def test_an_old_sqlite_database_opens_and_migrates(tmp_path: Path, upto: int) ->
         names = [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY rowid")]
         schema_after = dict(con.execute("SELECT name, sql FROM sqlite_master").fetchall())
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert names == ["m001_initial", "m002_branches", "m003_users"]
-    # the file layout is what the old code wrote: same tables, same DDL
+    assert names == ["m001_initial", "m002_branches", "m003_users", *LATER]
+    # the file layout is what the old code wrote, plus what the later migrations add
     with closing(sqlite3.connect(tmp_path / "fresh.sqlite3")) as ref:
-        for script in (OLD_M001, OLD_M002, OLD_M003):
-            ref.executescript(script)
+        _old_layout_then_later(ref)
         reference = dict(ref.execute("SELECT name, sql FROM sqlite_master").fetchall())
     ours = {k: v for k, v in schema_after.items() if "_migrations" not in k}
     assert _ddl(ours) == _ddl(reference)  # same tables, columns and indexes as the old code
     if upto >= 3:
-        assert schema_after == schema_before  # fully migrated already: nothing was touched
+        # only what the later migrations name changed (m005 adds a column to sessions)
+        untouched = {k for k in schema_before if k != "sessions"}
+        assert {k: schema_after[k] for k in untouched} == {k: schema_before[k] for k in untouched}
+
+
+LATER = [name for name, _ in MIGRATIONS[3:]]
+"""Migrations added after the old code's three; an old file gets exactly these on open."""
+
+
+def _old_layout_then_later(ref: sqlite3.Connection) -> None:
+    """The old code's DDL, then every later migration (the reference an upgraded file
+    must match: nothing in the old tables may change beyond what those migrations add)."""
+    for script in (OLD_M001, OLD_M002, OLD_M003):
+        ref.executescript(script)
+    for _, fn in MIGRATIONS[3:]:
+        fn(ref)
+    ref.commit()
 
 
 def _ddl(schema: dict[str, str | None]) -> dict[str, str]:
@@ -654,8 +680,7 @@ def test_a_fresh_sqlite_file_has_the_old_layout(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
     SessionStore(path).close()
     with closing(sqlite3.connect(tmp_path / "ref.sqlite3")) as ref:
-        for script in (OLD_M001, OLD_M002, OLD_M003):
-            ref.executescript(script)
+        _old_layout_then_later(ref)
         reference = {
             r[0]: [tuple(c) for c in ref.execute(f"PRAGMA table_info({r[0]})")]
             for r in ref.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

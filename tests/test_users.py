@@ -137,7 +137,12 @@ def test_migration_m003_upgrades_an_existing_database(tmp_path: Path) -> None:
         )
     con.close()
     store = SessionStore(db)
-    assert store.session_extras("s1") == {"mode": "practice", "assignment_id": None, "hints": []}
+    assert store.session_extras("s1") == {
+        "mode": "practice",
+        "assignment_id": None,
+        "hints": [],
+        "real": False,
+    }
     store.close()
     SessionStore(db).close()  # idempotent
     with sqlite3.connect(db) as c:
