@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+import bootstrap
 from common.settings import Settings
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
@@ -45,7 +46,6 @@ from sim.practice import (
     Practice,
     PracticeSession,
     outcome_message,
-    signals_from_grader,
 )
 from sim.simulator import SimulatorError
 from sim.store import Session
@@ -1127,8 +1127,8 @@ def main(settings: Settings | None = None) -> None:
     # the director scores each turn with the same grader the feedback uses (built below)
     grader: Grader
     try:
-        practice = Practice.from_settings(
-            settings, signals_factory=lambda s: signals_from_grader(grader)
+        practice = bootstrap.open_practice(
+            settings, signals_factory=lambda s: bootstrap.signals_from_grader(grader)
         )
     except PersonaError as exc:
         print(f"error: the persona library has problems:\n{exc}", file=sys.stderr)
@@ -1200,9 +1200,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def _judge(settings: Settings) -> Any:
-    from cli import _judge_for
-
-    return _judge_for(settings)
+    return bootstrap.judge_for(settings)
 
 
 if __name__ == "__main__":

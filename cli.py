@@ -76,6 +76,7 @@ def personas_check(
     import json
     import tempfile
 
+    import bootstrap
     from common.settings import Settings
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
@@ -96,7 +97,9 @@ def personas_check(
     settings.ensure_dirs()
     # Check sessions go to a throwaway store, not the trainee's history.
     with tempfile.TemporaryDirectory(prefix="rapport-check-") as tmp:
-        practice = Practice(settings, SessionStore(Path(tmp) / "sessions.db"), personas)
+        practice = Practice(
+            settings, SessionStore(Path(tmp) / "sessions.db"), personas, **bootstrap.grading()
+        )
         try:
             report = check_persona(practice, persona)
         except (ProviderError, SimulatorError) as exc:
@@ -177,11 +180,12 @@ def chat(
     resume: Annotated[str | None, typer.Option(help="Resume this session id")] = None,
 ) -> None:
     """Practise in the terminal against the same simulator the app uses."""
+    import bootstrap
     from common.settings import Settings
-    from sim.practice import InputRejected, Practice
+    from sim.practice import InputRejected
     from sim.simulator import SimulatorError
 
-    practice = Practice.from_settings(Settings())
+    practice = bootstrap.open_practice(Settings())
     if persona not in practice.personas:
         typer.echo(f"error: unknown persona {persona!r}; see 'rapport personas list'", err=True)
         raise typer.Exit(2)
@@ -279,8 +283,8 @@ def grade(
 
     from tqdm import tqdm
 
+    import bootstrap
     from common.settings import Settings
-    from rubric.grader import Grader
 
     lines = input.read_text(encoding="utf-8").splitlines()
     records = []
@@ -302,25 +306,12 @@ def grade(
         records.append(rec)
     settings = Settings()
     settings.ensure_dirs()
-    grader = Grader.from_settings(settings, judge=_judge_for(settings))
+    grader = bootstrap.open_grader(settings)
     with output.open("w", encoding="utf-8") as out:
         for rec in tqdm(records, desc="Grading", unit="transcript", disable=None):
             graded = grader.grade_transcript(rec["id"], rec["turns"])
             out.write(json.dumps(graded.public(), ensure_ascii=False) + "\n")
     typer.echo(f"graded {len(records)} transcript(s) -> {output}")
-
-
-def _judge_for(settings: object) -> object | None:
-    """An LLM judge only when a capable OpenAI-compatible model is configured."""
-    from common.settings import Settings
-
-    assert isinstance(settings, Settings)
-    if settings.provider != "openai" or not settings.judge:
-        return None
-    from rubric.judge import LLMJudge
-    from sim.providers import get_chat_model
-
-    return LLMJudge(get_chat_model(settings))
 
 
 @app.command("eval")
@@ -366,12 +357,12 @@ def eval_cmd(
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
+    from bootstrap import judge_for, open_practice, signals_from_grader
     from common.settings import Settings
     from eval import runner, suites
     from rubric.classifier import ExemplarIndex, load_calibration_for
     from rubric.grader import Grader
     from rubric.techniques import load_rubric
-    from sim.practice import Practice, signals_from_grader
 
     settings = Settings()
     names = list(suite or ([] if input else list(runner.ALL_SUITES)))
@@ -395,7 +386,7 @@ def eval_cmd(
         )
     if judge == "openai":
         js = Settings(provider="openai") if settings.provider != "openai" else settings
-        jg = _judge_for(js)
+        jg = judge_for(js)
         if jg is None:
             typer.echo("error: --judge openai needs RAPPORT_PROVIDER=openai settings", err=True)
             raise typer.Exit(2)
@@ -413,7 +404,7 @@ def eval_cmd(
     tmp = Path(tempfile.mkdtemp(prefix="rapport-eval-"))
     # Known-groups sessions run the director and the actor for real; short (40-token), seeded replies
     # keep them fast and repeatable. The director grades each turn with this same grader.
-    practice = Practice.from_settings(
+    practice = open_practice(
         settings.model_copy(
             update={
                 "data_dir": tmp,
@@ -478,6 +469,7 @@ def simulate(
     import json
     import tempfile
 
+    import bootstrap
     from common.settings import Settings
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
@@ -506,7 +498,9 @@ def simulate(
     settings.ensure_dirs()
     # Simulated sessions go to a throwaway store, not the trainee's history.
     with tempfile.TemporaryDirectory(prefix="rapport-simulate-") as tmp:
-        practice = Practice(settings, SessionStore(Path(tmp) / "sessions.db"), personas)
+        practice = Practice(
+            settings, SessionStore(Path(tmp) / "sessions.db"), personas, **bootstrap.grading()
+        )
         try:
             result = run_simulation(practice, persona, lines, seed)
         except ProviderError as exc:

@@ -188,10 +188,10 @@ def grading_turns() -> list[dict[str, str]]:
 
 def make_grader(data_dir: Path) -> tuple[Grader, dict[str, float | int]]:
     """Ingest the shipped guidance into a fresh data dir, then build the grader on it."""
+    from common.settings import Settings
     from rubric.embeddings import get_encoder
     from rubric.grader import Grader
     from rubric.guidance import GUIDANCE_DIR, GuidanceStore
-    from sim.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     with Stopwatch() as enc_sw:
@@ -396,9 +396,9 @@ def write_playbook(
 def bench_ingest(
     root: Path, files: int, chunks_per_file: int
 ) -> tuple[GuidanceStore, dict[str, Any]]:
+    from common.settings import Settings
     from rubric.embeddings import get_encoder
     from rubric.guidance import GuidanceStore
-    from sim.settings import Settings
 
     store = GuidanceStore(Settings(data_dir=root / "ingest-data"))
     chunk_lists = write_playbook(root / "playbook", store, files, chunks_per_file)

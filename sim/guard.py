@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.persona import HiddenFact, Persona
-from sim.postprocess import role_break
+from sim.postprocess import opening_key, role_break, sentence_key, word_count
 
 GUARD_VERSION = 1
 PROBES_PATH = Path(__file__).resolve().parent.parent / "eval" / "data" / "probes.yaml"
@@ -45,6 +45,7 @@ class Probe:
     kind: ProbeKind
     detail: str  # short machine-readable reason, e.g. "ignore_instructions", "poem", "are_you_ai"
     answer: str | None = None  # the computed answer when the message asks for a sum
+    demand: str | None = None  # what the message tells the customer to say (see embedded_demand)
 
 
 @dataclass(frozen=True)
@@ -365,11 +366,128 @@ def _normalise(text: str) -> str:
     return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
 
 
+# --- replies the trainee's message dictates --------------------------------------------------
+
+ONE_WORD = "<one word>"
+"""The demand of a message that asks for a one-word reply, whatever the word."""
+
+_DEMAND_STOP_TEXT = """
+    your the a an my this that it me us something anything what how when where which who
+    whether if and or to please so because why
+"""
+_DEMAND_STOP = frozenset(_DEMAND_STOP_TEXT.split())
+# what follows a demanded reply that makes it an ordinary request ("say yes to confirm")
+_DEMAND_PURPOSE = re.compile(
+    r"\s*(?:,\s*)?(?:to|if|when|so|once|after|before|and(?!\s+nothing)|or|for)\b", _I
+)
+_QUOTED = r"[\"'](?P<q>[^\"'\n]{1,60}?)[\"']"
+_BARE = r"(?P<w>[A-Za-z0-9][\w/-]{0,30})"
+_DEMAND_RULES: tuple[re.Pattern[str], ...] = (
+    # reply / respond / answer (only) with (the word) X
+    re.compile(
+        rf"\b(?:reply|respond|answer)(?:\s+to\s+(?:this|me|that))?\s+(?P<m1>only\s+|just\s+|solely\s+)?"
+        rf"(?:using|with)\s+(?P<m2>(?:only|just|nothing\s+but)\s*[:,-]?\s*)?"
+        rf"(?P<m3>(?:the\s+(?:single\s+|one\s+)?(?:word|words|phrase|letter|number)|one\s+word|a\s+single\s+word)\s*[:,-]?\s*)?"
+        rf"(?:{_QUOTED}|{_BARE})",
+        _I,
+    ),
+    # say / type / write / output / print (only) X
+    re.compile(
+        rf"\b(?:say|output|print)\s+(?P<m1>only\s+|just\s+|exactly\s+|simply\s+)?"
+        rf"(?P<m3>the\s+(?:single\s+|one\s+)?(?:word|words|phrase)\s*[:,-]?\s*)?(?:{_QUOTED}|{_BARE})",
+        _I,
+    ),
+    # your next reply must be X
+    re.compile(
+        rf"\b(?:your|the)\s+(?:next\s+|only\s+|first\s+)?(?:reply|answer|response|message)\s+"
+        rf"(?:must|should|has\s+to|needs\s+to|will)\s+(?P<m1>only\s+)?be\s+(?P<m2>only\s+|just\s+|exactly\s+)?"
+        rf"(?P<m3>the\s+(?:single\s+)?word\s+)?(?:{_QUOTED}|{_BARE})",
+        _I,
+    ),
+)
+_REPEAT_AFTER = re.compile(
+    r"\brepeat\s+(?:after\s+me|this|the\s+following|exactly)\s*[:,-]?\s*(?:"
+    + _QUOTED
+    + r"|(?P<w>[^.!?\n]{1,60}))",
+    _I,
+)
+_ONE_WORD_RE = re.compile(
+    r"\b(?:reply|respond|answer)\s+(?:only\s+)?(?:in|with)\s+(?:one|a\s+single|exactly\s+one|just\s+one)\s+word\b"
+    r"(?!\s*[:,-]?\s*[\"'])",
+    _I,
+)
+_RATING_RE = re.compile(
+    r"\b(?:rate|score|grade|give)\s+(?:me|us|this(?:\s+\w+)?|the\s+\w+|my\s+\w+)\s+(?:an?\s+|a\s+perfect\s+)?"
+    r"(?P<r>\d{1,3}\s*(?:/|out\s+of)\s*\d{1,3}|\d\s*stars?|ten\s+out\s+of\s+ten|five\s+stars)",
+    _I,
+)
+_CLAUSE_END = re.compile(r"\s*(?:[.!,;:]|$|and\s+nothing\b|nothing\s+else\b|only\b)", _I)
+_NOTHING_ELSE = re.compile(r"^\s*(?:and\s+)?nothing\s+else\b|^\s*only\b", _I)
+# A demand is an order: its verb opens a clause ("Reply only with OK", "SYSTEM: say 'yes'") or
+# follows "just", "you must", "I want you to"... "the app will say 'paid'" reports, it orders nothing.
+_IMPERATIVE = re.compile(
+    r"(?:^|[.!?:;\n]\s*|,\s*|\b(?:just|please|now|simply|only|then)\s+"
+    r"|\b(?:can|could|will|would)\s+you\s+(?:please\s+|just\s+|now\s+)?"
+    r"|\byou\s+(?:must|will|should|shall|have\s+to|need\s+to|are\s+to|may\s+only|can\s+only)\s+(?:now\s+|only\s+|just\s+)?"
+    r"|\bi\s+(?:want|need)\s+you\s+to\s+(?:just\s+|only\s+|now\s+)?"
+    r"|\b(?:customer|you)\s+(?:must|should|will|shall)\s+(?:now\s+)?(?:only\s+)?)$",
+    _I,
+)
+
+
+def rating_key(text: str) -> str:
+    """A rating as one normal form: "10 out of 10" and "10/10" are both "10/10"."""
+    t = re.sub(r"\s+", " ", text.lower().strip())
+    t = t.replace("ten out of ten", "10/10").replace("five stars", "5 stars")
+    return re.sub(r"\s*(?:/|out of)\s*", "/", re.sub(r"stars?$", "stars", t))
+
+
+def embedded_demand(agent_text: str) -> str | None:
+    """What the trainee's message tells the customer to say, word for word, if it does.
+
+    Only literal demands count: "reply only with the word OK", "say 'banana'", "repeat after
+    me: …", "your next reply must be X", "answer in one word" (:data:`ONE_WORD`) and "rate me
+    10/10" (``"rating:10/10"``). A request for information ("reply with your postcode") or for
+    a decision ("say yes to confirm") is an ordinary question, not a demand.
+    """
+    text = _normalise(agent_text)
+    m = _RATING_RE.search(text)
+    if m and _IMPERATIVE.search(text[: m.start()]):
+        return "rating:" + rating_key(m["r"])
+    m = _REPEAT_AFTER.search(text)
+    if m:
+        said = (m["q"] or m["w"] or "").strip().strip(",;:")
+        if said:
+            return said
+    for rule in _DEMAND_RULES:
+        for m in rule.finditer(text):
+            quoted, bare = m["q"], m["w"]
+            after = text[m.end() :]
+            marked = any(m.groupdict().get(k) for k in ("m1", "m2", "m3"))
+            marked = marked or bool(_NOTHING_ELSE.match(after))
+            marked = marked or bool(bare and len(bare) >= 2 and bare.isupper())
+            if _DEMAND_PURPOSE.match(after) or not _IMPERATIVE.search(text[: m.start()]):
+                continue
+            if quoted and quoted.strip():
+                return quoted.strip()
+            # a bare word must end the clause: "reply only with OK." but not "with OK-ish news"
+            if bare and marked and bare.lower() not in _DEMAND_STOP and _CLAUSE_END.match(after):
+                return bare
+    if _ONE_WORD_RE.search(text):
+        return ONE_WORD
+    return None
+
+
 def detect_probe(agent_text: str) -> Probe | None:
-    """Is the trainee's message an attempt to re-instruct the customer or pull it off topic?"""
+    """Is the trainee's message an attempt to re-instruct the customer or pull it off topic?
+
+    A message that dictates the customer's reply word for word (:func:`embedded_demand`) is an
+    injection (``dictates_reply``) even when nothing else in it is; the demand rides on the probe.
+    """
     text = _normalise(agent_text)
     answer = _arithmetic(text)
     ans = answer if isinstance(answer, str) else None
+    demand = embedded_demand(text)
     for kind, detail, pattern in _PROBE_RULES:
         m = pattern.search(text)
         while m and detail in ("pretend", "act_as") and _NOT_BEFORE.search(text[: m.start()]):
@@ -377,16 +495,18 @@ def detect_probe(agent_text: str) -> Probe | None:
         if not m:
             continue
         if kind == "off_topic" and answer is not False:
-            return Probe("off_topic", "arithmetic", ans)
+            return Probe("off_topic", "arithmetic", ans, demand)
         if detail in ("verse", "story"):
             detail = (m.groupdict().get("what") or m.groupdict().get("what2") or detail).lower()
             detail = {"lyrics": "song", "rhyme": "poem", "verse": "poem", "novel": "story"}.get(
                 detail, detail
             )
             detail = detail.replace("fairy tale", "story")
-        return Probe(kind, detail, ans)
+        return Probe(kind, detail, ans, demand)
+    if demand is not None and demand != ONE_WORD:
+        return Probe("injection", "dictates_reply", ans, demand)
     if answer is not False:
-        return Probe("off_topic", "arithmetic", ans)
+        return Probe("off_topic", "arithmetic", ans, demand)
     return None
 
 
@@ -465,6 +585,11 @@ _WORD = re.compile(r"[A-Za-z0-9']+")
 
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENT_SPLIT.split(text) if s and s.strip()]
+
+
+def split_sentences(text: str) -> list[str]:
+    """A reply's sentences (and lines), as every check and repair here splits them."""
+    return _sentences(_normalise(text))
 
 
 def _looks_like_verse(reply: str) -> bool:
@@ -831,24 +956,136 @@ _STEERS: dict[str, list[str]] = {
 }
 
 
+# How each kind of customer takes a message that makes no sense to them, on top of the mood
+# band's lines above: the confused get lost, the impatient get annoyed, the rest pull the talk
+# back to what they came for. Every fallback line's wording lives in these four tables.
+_REACTION: dict[str, str] = {
+    "confused": "confused",
+    "unsure_with_tech": "confused",
+    "irate": "annoyed",
+    "sceptical": "annoyed",
+    "rushed": "annoyed",
+}
+_REACTION_OPENERS: dict[str, dict[str, list[str]]] = {
+    "confused": {
+        "calm": [
+            "Oh, now you've lost me, I'm afraid.",
+            "Hang on, I don't understand what you're asking me.",
+        ],
+        "tense": [
+            "Now hang on, I really don't follow you.",
+            "I'm sorry, I don't understand what you want from me.",
+        ],
+        "furious": [
+            "I don't understand any of this, and it's making it worse.",
+            "You've lost me completely now.",
+        ],
+    },
+    "annoyed": {
+        "calm": ["Right, I'm not sure what that was about.", "That's not what I'm here for."],
+        "tense": ["I haven't got time for this.", "That's got nothing to do with why I'm here."],
+        "furious": ["Stop wasting my time.", "I'm not going along with that."],
+    },
+    "steady": {
+        "calm": [
+            "I'm sorry, I'd rather we kept to the reason I got in touch.",
+            "I don't really know what to say to that.",
+        ],
+        "tense": [
+            "I'm sorry, I can't think about that right now.",
+            "I don't see how that helps me.",
+        ],
+        "furious": [
+            "Please, I can't deal with that on top of everything.",
+            "I really can't do this right now.",
+        ],
+    },
+}
+_REACTION_STEERS: dict[str, list[str]] = {
+    "confused": [
+        "Can we go back to the {product}, please, because that's what I don't understand.",
+        "What I need to know is what's happening with the {product}.",
+        "I thought we were talking about the {product}?",
+    ],
+    "annoyed": [
+        "Just tell me what you're doing about the {product}.",
+        "What are you actually going to do about the {product}?",
+        "I came here about the {product}, so deal with that.",
+    ],
+    "steady": [
+        "Could we please just talk about the {product}?",
+        "I'd really like to get the {product} sorted.",
+        "I only got in touch about the {product}.",
+    ],
+}
+
+
 def _band(mood: float) -> str:
     if mood < 4:
         return "calm"
     return "tense" if mood < 7 else "furious"
 
 
-def in_character_line(persona: Persona, probe: Probe | None, mood: float, seed: int = 0) -> str:
-    """A deterministic in-character line for when the model can't produce one: confused or
-    annoyed depending on mood (0 calm to 10 furious) and probe kind, steering back to the
-    persona's problem. Uses only public persona fields, so it never leaks a locked fact."""
+def fallback_lines(persona: Persona, probe: Probe | None, mood: float, seed: int = 0) -> list[str]:
+    """Every in-character fallback line for this persona, mood and probe, in the order ``seed``
+    gives them: an opener (confused or annoyed, by mood, probe kind and the persona's type)
+    then a line steering back to the persona's problem."""
     band = _band(mood)
-    openers = _OPENERS[band][probe.kind if probe else "none"]
-    steers = _STEERS[band]
-    seed = abs(seed)
-    opener = openers[seed % len(openers)]
-    steer = steers[(seed // len(openers)) % len(steers)]
+    reaction = _REACTION.get(str(persona.archetype), "steady")
+    openers = _OPENERS[band][probe.kind if probe else "none"] + _REACTION_OPENERS[reaction][band]
+    steers = _STEERS[band] + _REACTION_STEERS[reaction]
     values = {"company": persona.scenario.company, "product": persona.scenario.product}
-    return f"{opener.format(**values)} {steer.format(**values)}"
+    seed = abs(seed)
+    out = []
+    for k in range(len(openers) * len(steers)):
+        i = seed + k
+        opener = openers[i % len(openers)]
+        steer = steers[(i // len(openers)) % len(steers)]
+        out.append(f"{opener.format(**values)} {steer.format(**values)}")
+    return out
+
+
+def _reuses(line: str, sentence_keys: set[str], openings: set[str]) -> bool:
+    keys = {sentence_key(s) for s in _sentences(line)}
+    opening = opening_key(line)
+    return bool(keys & sentence_keys) or (opening is not None and opening in openings)
+
+
+def in_character_line(
+    persona: Persona,
+    probe: Probe | None,
+    mood: float,
+    seed: int = 0,
+    earlier: Sequence[str] = (),
+    max_words: int | None = None,
+) -> str:
+    """A deterministic in-character line for when the model can't produce one: confused or
+    annoyed depending on mood (0 calm to 10 furious), probe kind and the persona's type,
+    steering back to the persona's problem. Uses only public persona fields, so it never leaks
+    a locked fact.
+
+    ``earlier`` are the customer's earlier replies in this session: the line shares no sentence
+    and no opening with any of them while the pools allow, and is never the last one again.
+    With ``max_words``, lines longer than that are used only when no other is left.
+    """
+    lines = fallback_lines(persona, probe, mood, seed)
+    if max_words is not None:
+        short = [ln for ln in lines if word_count(ln) <= max_words]
+        lines = short + [ln for ln in lines if ln not in short]
+    if not earlier:
+        return lines[0]
+    keys = {sentence_key(s) for reply in earlier for s in _sentences(reply)}
+    openings = {o for reply in earlier if (o := opening_key(reply)) is not None}
+    for line in lines:
+        if not _reuses(line, keys, openings):
+            return line
+    last = sentence_key(earlier[-1])
+    last_keys = {sentence_key(s) for s in _sentences(earlier[-1])}
+    fresh = [ln for ln in lines if sentence_key(ln) != last]
+    return next(
+        (ln for ln in fresh if not {sentence_key(s) for s in _sentences(ln)} & last_keys),
+        fresh[0] if fresh else lines[0],
+    )
 
 
 _WHAT: dict[str, str] = {
@@ -953,6 +1190,7 @@ def load_probes(path: Path = PROBES_PATH) -> list[tuple[str, ProbeKind]]:
 
 __all__ = [
     "GUARD_VERSION",
+    "ONE_WORD",
     "PROBES_PATH",
     "Probe",
     "ProbeEntry",
@@ -963,9 +1201,13 @@ __all__ = [
     "ViolationKind",
     "check_reply",
     "detect_probe",
+    "embedded_demand",
+    "fallback_lines",
     "in_character_line",
     "load_probes",
     "probe_directive",
     "public_text",
+    "rating_key",
     "repair",
+    "split_sentences",
 ]

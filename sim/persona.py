@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -116,6 +123,33 @@ class MoodRules(_Strict):
     )
 
 
+class ReplyLength(_Strict):
+    """How long one of this customer's replies may be, in words. Both bounds are optional;
+    what is left out is derived from the speaking style and the channel (see
+    ``sim/realism.py``: terse styles allow one-word replies and cap them shorter, paragraph
+    styles and email allow more)."""
+
+    min_words: int | None = Field(
+        None,
+        ge=1,
+        le=50,
+        description="Fewest words a reply may have (a shorter one is asked again).",
+    )
+    max_words: int | None = Field(
+        None,
+        ge=2,
+        le=400,
+        description="Most words a reply may have (a longer one is cut at a sentence end).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplyLength:
+        low, high = self.min_words, self.max_words
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_words must not be more than max_words")
+        return self
+
+
 class PersonaSpec(_Strict):
     """The contents of one persona YAML file."""
 
@@ -152,6 +186,11 @@ class PersonaSpec(_Strict):
         None,
         description="Optional: how fast this customer calms or escalates and when they leave. "
         "Left out, it follows the difficulty.",
+    )
+    reply_length: ReplyLength | None = Field(
+        None,
+        description="Optional: the fewest and most words in one reply. Left out, they follow "
+        "the speaking style and the channel.",
     )
 
     @field_validator("hidden_facts")

@@ -118,6 +118,33 @@ def _drop_repeats(text: str) -> str:
     return "".join(out) + ("" if tail.strip().lower() == last else tail)
 
 
+_KEY_DROP = re.compile(r"[^a-z0-9' ]+")
+_SPELLED = (("n't", " not"), ("'m", " am"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"))
+_WORD = re.compile(r"[A-Za-z0-9£$€][A-Za-z0-9'’£$€.,/-]*")
+
+
+def sentence_key(text: str) -> str:
+    """A sentence as compared for repetition: lower case, curly quotes straightened,
+    contractions spelled out, punctuation and runs of spaces gone ("I'm NOT   a robot!" and
+    "i am not a robot" are the same)."""
+    t = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    for short, long in _SPELLED:
+        t = t.replace(short, long)
+    return " ".join(_KEY_DROP.sub(" ", t).split())
+
+
+def word_count(text: str) -> int:
+    """Words in a reply as a reader counts them ("£42.99" and "SK1472" are one each)."""
+    return len(_WORD.findall(text))
+
+
+def opening_key(text: str, words: int = 5) -> str | None:
+    """The first ``words`` words of a reply, as :func:`sentence_key` writes them; None when the
+    reply is shorter than that (a short reply has no opening to repeat)."""
+    tokens = sentence_key(text).split()
+    return " ".join(tokens[:words]) if len(tokens) >= words else None
+
+
 def agent_took_over(raw: str) -> bool:
     """Whether the model has started writing the agent's side (an ``Agent:`` line). Nothing
     after that can be shown (:func:`clean_reply` cuts it), so the reply is complete."""

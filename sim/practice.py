@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +17,12 @@ from sim.guard import detect_probe, probe_directive
 from sim.persona import Persona, library_dir, load_personas
 from sim.prompt import Message, build_messages
 from sim.providers import get_chat_model
+from sim.realism import Granted
 from sim.simulator import CustomerTurn, GuardContext, Reply
 from sim.store import Session, SessionStore, Turn, open_store
 
 SignalsFn = Callable[[str, str], Signals]
 """Grades one agent turn (agent text, the customer's previous words) for the director."""
-
-
-def grader_signals(settings: Settings) -> SignalsFn:
-    """The default: the session grader's per-turn verdicts (``rubric/grader.py``)."""
-    from rubric.grader import Grader
-
-    return signals_from_grader(Grader.from_settings(settings))
-
-
-def signals_from_grader(grader: Any) -> SignalsFn:
-    """Per-turn director signals from a ``rubric.grader.Grader`` ."""
-    from rubric.grader import TurnGrade
-
-    def signals(agent_text: str, customer_text: str) -> Signals:
-        verdicts, markers = grader.classify_turn(agent_text, customer_text)
-        return Signals.from_grade(TurnGrade(index=0, techniques=verdicts, markers=markers))
-
-    return signals
-
-
-def rule_matcher(settings: Settings) -> RuleMatcher:
-    """Matches agent turns against a persona's escalates/softens rules by meaning."""
-    from rubric.rules import EmbeddingRuleMatcher
-
-    return EmbeddingRuleMatcher()
 
 
 def outcome_message(persona: Persona, state: DirectorState) -> str:
@@ -64,14 +40,19 @@ class InputRejected(ValueError):
 
 @dataclass
 class Practice:
-    """Shared services for every session in a process. The chat model is built lazily."""
+    """Shared services for every session in a process. The chat model is built lazily.
+
+    How the director scores an agent turn (``signals_factory``) and matches the persona's
+    rules (``matcher_factory``) is given, not chosen here: the composition root
+    (``bootstrap.grading()``) wires in the grader, tests a stand-in.
+    """
 
     settings: Settings
     store: SessionStore
     personas: dict[str, Persona]
     model_factory: Callable[[Settings], BaseChatModel] = get_chat_model
-    signals_factory: Callable[[Settings], SignalsFn] = grader_signals
-    matcher_factory: Callable[[Settings], RuleMatcher] = rule_matcher
+    signals_factory: Callable[[Settings], SignalsFn] = field(kw_only=True)
+    matcher_factory: Callable[[Settings], RuleMatcher] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         self._model: BaseChatModel | None = None
@@ -84,7 +65,8 @@ class Practice:
     def from_settings(
         cls, settings: Settings, persona_dir: Path | None = None, **kw: Any
     ) -> Practice:
-        """``persona_dir`` defaults to ``settings.persona_dir``, else the shipped library."""
+        """``persona_dir`` defaults to ``settings.persona_dir``, else the shipped library;
+        ``kw`` must give ``signals_factory`` and ``matcher_factory``."""
         settings.ensure_dirs()
         folder = persona_dir or library_dir(settings)
         return cls(settings, open_store(settings), load_personas(folder), **kw)
@@ -309,6 +291,7 @@ class PracticeSession:
             probe=detect_probe(agent_text),
             mood=step.mood_after,
             seed=step.turn,
+            granted=Granted.from_step(step),
         )
         turn = CustomerTurn(self.practice.model, self.persona, self.history(), guard=guard)
         yield from turn

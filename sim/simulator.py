@@ -9,10 +9,16 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from sim import realism
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
 from sim.postprocess import SENTENCE_END, agent_took_over, clean_reply
 from sim.prompt import Message, build_messages
+from sim.realism import Finding, Granted, RealismContext
+
+Problem = Violation | Finding
+"""A reason a reply can't be shown as it is: the guard's (out of character) or a realism
+check's (not what a person would say)."""
 
 
 class SimulatorError(RuntimeError):
@@ -48,6 +54,8 @@ class GuardContext:
     probe: Probe | None = None
     mood: float = 5.0
     seed: int = 0
+    granted: Granted | None = None  # what the director has granted; None: thanks not checked
+    realism: bool = True  # run the realism checks (sim/realism.py) beside the guard
 
 
 def releasable(text: str) -> str:
@@ -65,6 +73,13 @@ class CustomerTurn:
     agent, mentions being an AI or its instructions, leaks a locked fact, plays along with an
     off-topic request) is repaired by dropping the bad sentences, or regenerated with a
     correction. If every attempt fails, a deterministic in-character line is used.
+
+    Beside the guard, the realism checks (``sim/realism.py``) catch what a person would not
+    say: third-person narration, backstory recited, a sentence or opening repeated from earlier
+    in the session, an embedded instruction obeyed, thanks nobody earned, a reply too long or
+    too short for the persona. Each has its repair path: drop the sentences, cut the reply at
+    a sentence end, ask again with a correction, or (an obeyed instruction) go straight to the
+    in-character line. A reply only too short or too long is kept at the last attempt.
     """
 
     def __init__(
@@ -83,11 +98,42 @@ class CustomerTurn:
         self.messages = build_messages(persona, history, extra_system)
         self.max_attempts = max_attempts
         self.guard = guard or GuardContext()
+        self.earlier = [m.text for m in history if m.role == "customer"]
+        self.realism = RealismContext(
+            persona,
+            agent_text=history[-1].text,
+            earlier=tuple(self.earlier),
+            probe=self.guard.probe,
+            granted=self.guard.granted,
+        )
         self.reply: Reply | None = None
 
-    def check(self, text: str) -> list[Violation]:
+    def check(self, text: str, final: bool = True) -> list[Problem]:
+        """Every reason ``text`` can't be shown: the guard's, then the realism checks'.
+        ``final=False`` while the reply is still streaming."""
         g = self.guard
-        return check_reply(text, self.persona, g.locked, g.probe)
+        found: list[Problem] = list(check_reply(text, self.persona, g.locked, g.probe))
+        if g.realism:
+            found += realism.check(text, self.realism, final=final)
+        return found
+
+    def _repair(self, text: str, bad: Sequence[Problem]) -> str | None:
+        """The guard's repair for its violations, then the realism repair for what is left."""
+        g = self.guard
+        guard_bad = [v for v in bad if isinstance(v, Violation)]
+        if guard_bad:
+            fixed = repair(text, guard_bad, self.persona, g.locked, g.probe)
+            if fixed is None or not g.realism:
+                return fixed
+            left = realism.check(fixed, self.realism)
+        else:
+            fixed, left = text, [v for v in bad if isinstance(v, Finding)]
+        if not left:
+            return fixed
+        mended = realism.repair(fixed, left, self.realism)
+        if mended is None or check_reply(mended, self.persona, g.locked, g.probe):
+            return None
+        return mended
 
     def _attempt(self, messages: list[BaseMessage]) -> Generator[tuple[str, str], None, None]:
         raw = ""
@@ -132,22 +178,26 @@ class CustomerTurn:
             # connection closed early and the text is a fragment, not a reply.
             raise SimulatorError("The customer model's reply was cut off mid-stream.")
 
-    def _correction(self, violations: Sequence[Violation]) -> list[BaseMessage]:
+    def _correction(self, violations: Sequence[Problem]) -> list[BaseMessage]:
         first = self.persona.name.split()[0]
         why = ", ".join(sorted({v.kind.replace("_", " ") for v in violations}))
+        hint = realism.correction_hint([v.kind for v in violations if isinstance(v, Finding)])
         last = self.messages[-1]
         note = (
-            f"\n(Your last reply was not acceptable ({why}). Answer again as {first}, the "
-            "customer, in your own words, about your own problem only.)"
+            f"\n(Your last reply was not acceptable ({why}). {hint + ' ' if hint else ''}"
+            f"Answer again as {first}, the customer, in your own words, about your own problem "
+            "only.)"
         )
         return [*self.messages[:-1], HumanMessage(str(last.content) + note)]
 
     def __iter__(self) -> Iterator[str]:
         result = Reply(text="")
         messages = self.messages
+        obeyed = False
         for attempt in range(1, self.max_attempts + 1):
-            raw, text, shown = "", "", ""
-            bad: list[Violation] = []
+            raw, text, shown, ready = "", "", "", ""
+            bad: list[Problem] = []
+            cut = False  # stopped before the model finished: ``text`` ends mid-sentence
             stream = self._attempt(messages)
             for pair in stream:
                 raw, text = pair
@@ -160,9 +210,10 @@ class CustomerTurn:
                 ready = releasable(text)
                 if len(ready) <= len(shown) or not ready.startswith(shown):
                     continue
-                bad = self.check(ready)
+                bad = self.check(ready, final=False)
                 if bad:
                     stream.close()  # stop generating: this attempt is lost anyway
+                    cut = True
                     break
                 shown = ready
                 yield shown
@@ -176,17 +227,39 @@ class CustomerTurn:
                         yield text
                     return
             result.breaks.extend(v.kind for v in bad)
-            fixed = repair(text, bad, self.persona, self.guard.locked, self.guard.probe)
+            # Cut short for a realism finding, only the complete sentences are worth keeping;
+            # the guard's repair keeps working on what it always has.
+            guard_bad = any(isinstance(v, Violation) for v in bad)
+            whole = ready if cut and not guard_bad else text
+            fixed = self._repair(whole, bad)
             if fixed is not None and fixed.startswith(shown):
                 result.interventions.append(_log(attempt, bad, "repaired"))
                 result.text = fixed
                 self.reply = result
                 yield fixed
                 return
+            if attempt == self.max_attempts and all(isinstance(v, Finding) and v.soft for v in bad):
+                # only too short or too long: a terse or long reply beats a stock line
+                kept = ready if cut else text
+                if kept.strip() and kept.startswith(shown):
+                    result.interventions.append(_log(attempt, bad, "kept"))
+                    result.text = kept
+                    self.reply = result
+                    if kept != shown:
+                        yield kept
+                    return
+            if any(isinstance(v, Finding) and v.repair == "fallback" for v in bad):
+                # it did what the trainee's message told it to: asked again, it does it again
+                result.interventions.append(_log(attempt, bad, "fallback"))
+                obeyed = True
+                break
             result.interventions.append(_log(attempt, bad, "regenerated"))
             messages = self._correction(bad)
         g = self.guard
-        result.text = in_character_line(self.persona, g.probe, g.mood, g.seed)
+        probe = g.probe or (Probe("injection", "dictates_reply") if obeyed else None)
+        result.text = in_character_line(
+            self.persona, probe, g.mood, g.seed, self.earlier, self.realism.bounds[1]
+        )
         result.fallback = True
         result.interventions[-1]["action"] = "fallback"
         self.reply = result
@@ -199,7 +272,7 @@ class CustomerTurn:
         return self.reply
 
 
-def _log(attempt: int, violations: Sequence[Violation], action: str) -> dict[str, Any]:
+def _log(attempt: int, violations: Sequence[Problem], action: str) -> dict[str, Any]:
     return {
         "attempt": attempt,
         "violations": [f"{v.kind}:{v.detail}" if v.detail else v.kind for v in violations],

@@ -29,6 +29,7 @@ from sim.persona import (
     MoodRules,
     Persona,
     PersonaSpec,
+    ReplyLength,
     Resolution,
     Scenario,
 )
@@ -434,6 +435,7 @@ _PARENTS: dict[str, type[BaseModel]] = {
     "scenario": Scenario,
     "resolution": Resolution,
     "mood": MoodRules,
+    "reply_length": ReplyLength,
 }
 
 FORM_FIELDS: tuple[FormField, ...] = (
@@ -460,6 +462,8 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("mood.give_up_after", "int"),
     FormField("mood.accept_at_or_below", "float"),
     FormField("mood.offers_needed", "int"),
+    FormField("reply_length.min_words", "int"),
+    FormField("reply_length.max_words", "int"),
 )
 """Every PersonaSpec field (nested models flattened), in the order of a persona file."""
 
@@ -486,6 +490,11 @@ FORM_SECTIONS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
             "mood.accept_at_or_below",
             "mood.offers_needed",
         ),
+        False,
+    ),
+    (
+        "Reply length (optional: left out, it follows the speaking style and channel)",
+        ("reply_length.min_words", "reply_length.max_words"),
         False,
     ),
 )
@@ -561,7 +570,7 @@ def _facts(value: Any) -> list[dict[str, Any]]:
 def form_to_data(values: Sequence[Any]) -> dict[str, Any]:
     """Form values (in :data:`FORM_FIELDS` order) as a persona mapping. Empty fields are left
     out, so validation names them ("Field required"); ``scenario`` and ``resolution`` are
-    always present, ``mood`` only when one of its fields is set."""
+    always present, ``mood`` and ``reply_length`` only when one of their fields is set."""
     if len(values) != len(FORM_FIELDS):
         raise ValueError(f"expected {len(FORM_FIELDS)} form values, got {len(values)}")
     data: dict[str, Any] = {"scenario": {}, "resolution": {}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import bootstrap
 from common.settings import Settings
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
@@ -16,7 +17,13 @@ def main(data_dir: str) -> None:
     settings = Settings(data_dir=Path(data_dir), provider="fake")
     settings.ensure_dirs()
     model = ScriptedChatModel(replies=["First reply.", "Second reply."])
-    practice = Practice(settings, SessionStore(settings.db_path), load_personas(), lambda s: model)
+    practice = Practice(
+        settings,
+        SessionStore(settings.db_path),
+        load_personas(),
+        lambda s: model,
+        **bootstrap.grading(),
+    )
     session = practice.start("confused_energy_bill")
     print(session.id, flush=True)
     for msg in ["Hello, how can I help?", "Could you tell me the bill amount?"]:

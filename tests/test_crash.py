@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bootstrap
 from sim.store import SessionStore
 from tests.conftest import ROOT
 
@@ -49,7 +50,7 @@ def test_crashed_session_resumes_and_answers_the_pending_message(tmp_path: Path)
     store.add_turn(sid, "customer", "Hello?")
     store.add_turn(sid, "agent", "And when did it arrive?")  # the reply was lost in a crash
     model = ScriptedChatModel(replies=["On Monday."])
-    practice = Practice(settings, store, load_personas(), lambda s: model)
+    practice = Practice(settings, store, load_personas(), lambda s: model, **bootstrap.grading())
     session = practice.resume(sid)
     assert session.pending_reply()
     list(session.respond("And when did it arrive?"))

@@ -12,6 +12,7 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 from typer.testing import CliRunner
 
+import bootstrap
 from common.settings import Settings
 from eval import runner, suites
 from rubric.classifier import ExemplarIndex, load_calibration_for
@@ -20,7 +21,7 @@ from rubric.techniques import load_rubric
 from sim.director import no_rules
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
-from sim.practice import Practice, signals_from_grader
+from sim.practice import Practice
 from sim.store import SessionStore
 
 
@@ -51,7 +52,7 @@ def fake_play(tmp_path: Path, grader: Grader) -> Callable[[str, list[str]], dict
         SessionStore(settings.db_path),
         load_personas(),
         lambda s: model,
-        signals_factory=lambda s: signals_from_grader(grader),
+        signals_factory=lambda s: bootstrap.signals_from_grader(grader),
         matcher_factory=lambda s: no_rules,
     )
 

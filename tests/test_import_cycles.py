@@ -18,7 +18,6 @@ NOT_CODE = {"tests", "build", "docs"}
 # the graph without them must have no cycle, so any new cycle fails; a listed edge that no
 # longer exists fails too (take it off the list).
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
-    ("app", "cli"),  # app takes _judge_for from cli; cli serve imports app
     ("sim", "eval"),  # sim/probe_check.py imports eval.suites
 }
 
@@ -120,14 +119,3 @@ def test_no_import_cycle_between_top_level_packages() -> None:
     )
     gone = sorted(KNOWN_CYCLE_EDGES - set(found))
     assert not gone, f"these edges are gone now; take them off KNOWN_CYCLE_EDGES: {gone}"
-
-
-def test_only_the_grading_bench_uses_the_old_settings_module() -> None:
-    """``sim.settings`` is an alias of ``common.settings`` for bench/grading.py alone."""
-    users = sorted(
-        where
-        for (a, b), places in edges(top_levels(), modules=True).items()
-        if b == "sim.settings"
-        for where in places
-    )
-    assert all(w.startswith("bench/grading.py:") for w in users), users

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import bootstrap
 from common.settings import Settings
 from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
@@ -62,7 +63,9 @@ def _check_sessions_survived(data_dir: Path, sessions: dict[str, list[tuple[str,
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     settings = Settings(data_dir=data_dir, provider="fake")
     model = ScriptedChatModel(replies=["It says the fourteenth of March."])
-    practice = Practice(settings, SessionStore(db_path), load_personas(), lambda s: model)
+    practice = Practice(
+        settings, SessionStore(db_path), load_personas(), lambda s: model, **bootstrap.grading()
+    )
     try:
         for sid, turns in sessions.items():
             rec = practice.store.get_session(sid)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import bootstrap
 from sim.guard import check_reply, load_probes
 from sim.persona import load_personas
 
@@ -75,6 +76,7 @@ def test_guard_keeps_the_real_model_in_character(tmp_path: Path, default_model_p
         SessionStore(settings.db_path),
         load_personas(),
         signals_factory=lambda s: cue_signals,
+        matcher_factory=bootstrap.rule_matcher,
     )
     probes = pick_probes(load_probes())
     assert {k for _, k in probes} == {"injection", "role_swap", "off_topic", "meta"}

@@ -11,10 +11,22 @@ import pytest
 
 from bench import load
 
+LINES = (
+    "I am still waiting for this to be sorted.",
+    "The engineer never turned up on Tuesday.",
+    "Nobody has called me back since the weekend.",
+    "My bill went up by forty pounds without a word.",
+    "Can you at least tell me who is dealing with it?",
+    "I have had to take another morning off work.",
+)
+"""Different lines in turn: a customer who says the same sentence twice in a row is
+caught by the realism checks (``sim/realism.py``) and the reply regenerated, which would
+use up script entries the bench counts."""
+
 
 def script(path: Path, n: int) -> Path:
     path.write_text(
-        json.dumps([f"Reply {i}: I am still waiting for this to be sorted." for i in range(n)]),
+        json.dumps([f"Reply {i}: {LINES[i % len(LINES)]}" for i in range(n)]),
         encoding="utf-8",
     )
     return path

@@ -178,7 +178,7 @@ def last(gen: Iterator[tuple[Any, ...]]) -> tuple[Any, ...]:
 def test_app_meter_trace_and_retry(
     practice: Practice, fake: ScriptedChatModel, handlers: dict[str, Callable[..., Any]]
 ) -> None:
-    fake.enqueue(["It's been down since nine!", "Fine, I'll wait.", "Thanks, that helps."])
+    fake.enqueue(["It's been down since nine!", "Fine, I'll wait.", "It drops out every evening."])
     chat, sid, status, box, meter, *_ = handlers["on_start"](PID)
     baseline = mood(meter)
     assert baseline == PERSONAS[PID].emotional_baseline
@@ -228,7 +228,7 @@ def test_app_meter_trace_and_retry(
     chat, box, status, meter, _sid = last(
         handlers["on_send"]("What can I do to help?", chat, new_sid)
     )
-    assert chat[-1]["content"] == "Thanks, that helps."
+    assert chat[-1]["content"] == "It drops out every evening."
     assert len(practice.store.get_session(new_sid).turns) == 5
 
 
