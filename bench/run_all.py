@@ -1,6 +1,6 @@
 """Run every benchmark and collect the figures.
 
-    python -m bench.run_all [--only grading] [--skip chat_latency] [--full]
+    python -m bench.run_all [--only grading] [--skip chat_latency] [--quick]
 
 Calls each bench's ``run()`` with its defaults, writes each ``bench/results/<name>.json``,
 then ``bench/results/latest.json`` (all results keyed by bench name, with a timestamp) and
@@ -12,7 +12,8 @@ The benches: ``grading`` (grade a 10-turn session, ingest, retrieval), ``eval_th
 (``rapport eval`` on the gold, consistency and invariance suites: items graded per second,
 against the MiniLM encoding of the same items alone), ``chat_latency`` (the app path against
 raw llama-cpp-python) and ``load`` (concurrent trainees through the running app, and its
-memory peak). ``load`` runs N=1 and N=4; ``--full`` or ``RAPPORT_BENCH_FULL=1`` adds N=8.
+memory peak). ``load`` runs N=1, N=4 and N=8; ``--quick`` or ``RAPPORT_BENCH_QUICK=1``
+leaves N=8 out.
 ``load`` sends each message the moment the last reply ends, all trainees together: the
 harshest case. ``load_paced`` runs the same levels at people's pace (see ``PACED``).
 """
@@ -55,8 +56,8 @@ PACED = {"read_s": 5.0, "ramp_s": 3.0, "think_s": 20.0, "jitter": 0.5}
 EVAL_SUITES = ("gold", "consistency", "invariance")
 
 
-def full_run() -> bool:
-    return os.environ.get("RAPPORT_BENCH_FULL", "").strip().lower() in ("1", "true", "yes", "on")
+def quick_run() -> bool:
+    return os.environ.get("RAPPORT_BENCH_QUICK", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 # --- eval throughput -------------------------------------------------------------------------
@@ -198,9 +199,9 @@ LOCAL: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def default_kwargs(full: bool = False) -> dict[str, dict[str, Any]]:
-    """Per-bench keyword arguments for ``run()``: load stays bounded unless asked."""
-    ns = (1, 4, 8) if full or full_run() else (1, 4)
+def default_kwargs(quick: bool = False) -> dict[str, dict[str, Any]]:
+    """Per-bench keyword arguments for ``run()``: every load level unless asked to be quick."""
+    ns = (1, 4) if quick or quick_run() else (1, 4, 8)
     return {"load": {"ns": ns}, "load_paced": {"ns": ns}}
 
 
@@ -396,10 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--only", nargs="+", choices=BENCHES, help="run just these benches")
     ap.add_argument("--skip", nargs="+", choices=BENCHES, default=[], help="benches to leave out")
-    ap.add_argument("--full", action="store_true", help="load at N=8 too (or RAPPORT_BENCH_FULL=1)")
+    ap.add_argument(
+        "--quick", action="store_true", help="load at N=1 and N=4 only (or RAPPORT_BENCH_QUICK=1)"
+    )
     a = ap.parse_args(argv)
     names = [n for n in (a.only or BENCHES) if n not in a.skip]
-    all_res = run(names, default_kwargs(a.full))
+    all_res = run(names, default_kwargs(a.quick))
     print(markdown(all_res))
     print(f"wrote {RESULTS_DIR / 'latest.json'} and {RESULTS_DIR / 'latest.md'}")
     return 1 if all_res["errors"] else 0
