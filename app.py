@@ -28,6 +28,7 @@ from common.settings import Settings
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
 from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
+from sim.dispute_handlers import DisputeHandlers, dispute_panel, review_tab, session_rulings
 from sim.history import (
     HintsDisabled,
     export_session_html,
@@ -39,6 +40,7 @@ from sim.history import (
     progress,
     session_replay,
 )
+from sim.import_tab import ImportHandlers, import_layout, wire_import
 from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
 from sim.persona_repo import PersonaRepo
 from sim.practice import (
@@ -661,6 +663,7 @@ def build_app(
 
     # --- persona studio (sim/studio_handlers.py) ----------------------------------------------
     studio = StudioHandlers(practice, library, trainer, published)
+    imports = ImportHandlers(practice, get_grader, who, trainer, studio)  # sim/import_tab.py
 
     # --- on page load: what this user sees ------------------------------------------------
     def on_load(request: Request = None) -> tuple[Any, ...]:
@@ -746,6 +749,7 @@ def build_app(
                     status = gr.Markdown("", elem_id="status")
             with gr.Column(elem_id="after-session"):
                 feedback = gr.HTML("", elem_id="feedback")
+                dispute_parts = dispute_panel()
                 plot = gr.Plot(
                     label="How the customer felt",
                     elem_id="emotion-trace",
@@ -804,6 +808,7 @@ def build_app(
             export_file = gr.File(label="Download", elem_id="export-file", interactive=False)
             replay_out = gr.HTML("", elem_id="replay")
             replay_fb = gr.HTML("", elem_id="replay-feedback")
+            replay_rulings = session_rulings()
             replay_plot = gr.Plot(
                 label="How the customer felt", elem_id="replay-trace", format="png", visible=False
             )
@@ -822,6 +827,8 @@ def build_app(
                     )
                     assign_btn = gr.Button("Assign as assessment", elem_id="assign")
                 assign_status = gr.HTML("", elem_id="assign-status")
+
+        import_ui = import_layout()
 
         with gr.Tab("Persona Studio", id="studio", visible=False) as studio_tab:
             with gr.Row():
@@ -936,6 +943,8 @@ def build_app(
                     label="Exported YAML", elem_id="studio-export-file", interactive=False
                 )
 
+        queue_parts = review_tab()
+
         with gr.Tab("Reliability", id="reliability"):
             rel = load_reliability()
             gr.Markdown(
@@ -988,6 +997,12 @@ def build_app(
         exp_csv.click(export_csv, None, export_file, api_name="export_csv")
         assign_btn.click(
             on_assign, [assign_persona, assign_to], [assign_status, assignment], api_name="assign"
+        )
+
+        # --- events: disputes and the trainers' review queue (sim/dispute_handlers.py) ------
+        disputes = DisputeHandlers(store, who, trainee_names)
+        disputes.wire(
+            demo, dispute_parts, queue_parts, session_id, feedback, hist_pick, replay_rulings
         )
 
         # --- events: studio -----------------------------------------------------------------
@@ -1090,6 +1105,10 @@ def build_app(
         ).then(studio.studio_list, lib_in, lib_out)
         st_export_btn.click(
             studio.studio_export, [st_id, st_version], st_export, api_name="studio_export"
+        )
+        # --- events: import a real conversation (sim/import_tab.py) -------------------------
+        wire_import(
+            imports, import_ui, editor_out, lambda e: e.then(studio.studio_list, lib_in, lib_out)
         )
 
         demo.load(

@@ -171,6 +171,7 @@ def queue_choices(found: Sequence[Dispute]) -> list[tuple[str, str]]:
 # --- layout --------------------------------------------------------------------------------------
 @dataclass
 class PanelParts:
+    session: Any
     box: Any
     verdict: Any
     reason: Any
@@ -182,7 +183,7 @@ class PanelParts:
     @property
     def outputs(self) -> list[Any]:
         """What :meth:`DisputeHandlers.panel` fills in."""
-        return [self.box, self.verdict, self.share, self.status, self.listing]
+        return [self.session, self.box, self.verdict, self.share, self.status, self.listing]
 
 
 @dataclass
@@ -202,11 +203,17 @@ class QueueParts:
 
 
 def dispute_panel() -> PanelParts:
-    """Under the feedback card: dispute one verdict, and the session's disputes so far."""
+    """Under the feedback card: dispute one verdict, and the session's disputes so far.
+
+    The session is named by a hidden textbox rather than the page's ``gr.State`` so that a
+    Gradio API caller can say which session it disputes (the API has no access to State)."""
+    session = gr.Textbox("", visible=False, elem_id="dispute-session")
     with gr.Accordion(
         "Disagree with a verdict?", open=False, visible=False, elem_id="dispute-box"
     ) as box:
-        verdict = gr.Dropdown(choices=[], label="Verdict", elem_id="dispute-verdict")
+        verdict = gr.Dropdown(
+            choices=[], label="Verdict", elem_id="dispute-verdict", allow_custom_value=True
+        )
         reason = gr.Textbox(
             label="Why? (a sentence for your trainer)", max_lines=3, elem_id="dispute-reason"
         )
@@ -220,7 +227,7 @@ def dispute_panel() -> PanelParts:
         submit = gr.Button("Dispute this verdict", elem_id="dispute-submit")
         status = gr.HTML("", elem_id="dispute-status")
     listing = gr.HTML("", elem_id="session-disputes")
-    return PanelParts(box, verdict, reason, share, submit, status, listing)
+    return PanelParts(session, box, verdict, reason, share, submit, status, listing)
 
 
 def session_rulings() -> Any:
@@ -228,8 +235,13 @@ def session_rulings() -> Any:
     return gr.HTML("", elem_id="replay-disputes")
 
 
-def review_tab(techniques: Sequence[str]) -> QueueParts:
-    """The trainers' review queue (the tab is shown to trainers only)."""
+def review_tab(techniques: Sequence[str] | None = None) -> QueueParts:
+    """The trainers' review queue (the tab is shown to trainers only); ``techniques``
+    default to the rubric's."""
+    if techniques is None:
+        from rubric.techniques import load_rubric
+
+        techniques = load_rubric().technique_ids
     with gr.Tab("Disputes", id="disputes", visible=False) as tab:
         with gr.Row():
             technique = gr.Dropdown(
@@ -238,8 +250,12 @@ def review_tab(techniques: Sequence[str]) -> QueueParts:
                 label="Technique",
                 elem_id="queue-technique",
             )
-            trainee = gr.Dropdown(
-                choices=[("All trainees", "")], value="", label="Trainee", elem_id="queue-trainee"
+            trainee = gr.Dropdown(  # choices come on page load; the handler checks the name
+                choices=[("All trainees", "")],
+                value="",
+                label="Trainee",
+                elem_id="queue-trainee",
+                allow_custom_value=True,
             )
             status = gr.Dropdown(
                 choices=[
@@ -319,7 +335,14 @@ class DisputeHandlers:
         """The dispute panel for the session on the page: shown when it is the user's own
         graded session, with its scored verdicts and the disputes so far."""
         user = self.who(request)
-        hidden = (gr.update(visible=False), gr.update(choices=[], value=None), gr.skip(), "", "")
+        hidden = (
+            "",
+            gr.update(visible=False),
+            gr.update(choices=[], value=None),
+            gr.skip(),
+            "",
+            "",
+        )
         if not session_id:
             return hidden
         try:
@@ -341,6 +364,7 @@ class DisputeHandlers:
             if (v.turn_idx, v.technique) not in taken
         ]
         return (
+            session_id,
             gr.update(visible=True),
             gr.update(choices=choices, value=None),
             gr.update(visible=rec.private, value=False),
@@ -382,8 +406,8 @@ class DisputeHandlers:
 
     def after_dispute(self, session_id: str, request: Request = None) -> tuple[Any, ...]:
         """The panel again, keeping the status message and the list just written."""
-        box, verdict, share, _, _ = self.panel(session_id, request)
-        return box, verdict, share, gr.skip(), gr.skip()
+        sid, box, verdict, share, _, _ = self.panel(session_id, request)
+        return sid, box, verdict, share, gr.skip(), gr.skip()
 
     def session_disputes(self, session_id: str, request: Request = None) -> str:
         """The disputes and rulings on one session, for whoever may read them."""
@@ -466,10 +490,10 @@ class DisputeHandlers:
         feedback.change(self.panel, session_id, panel.outputs, show_progress="hidden")
         panel.submit.click(
             self.dispute,
-            [session_id, panel.verdict, panel.reason, panel.share],
+            [panel.session, panel.verdict, panel.reason, panel.share],
             [panel.status, panel.listing],
             api_name="dispute",
-        ).then(self.after_dispute, session_id, panel.outputs)
+        ).then(self.after_dispute, panel.session, panel.outputs)
         history_pick.input(
             self.session_disputes, history_pick, history_rulings, api_name="session_disputes"
         )

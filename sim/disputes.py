@@ -25,10 +25,14 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from sim.store import DuplicateError, Session, SessionStore
 from sim.users import PermissionDenied, User, is_owner, require_trainer
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 Status = Literal["open", "upheld", "overturned"]
 Decision = Literal["uphold", "overturn"]
@@ -424,3 +428,64 @@ def dispute_rates(store: SessionStore) -> dict[str, dict[str, Any]]:
             "overturn_rate": overturned.get(t, 0) / ruled[t] if ruled.get(t) else None,
         }
     return out
+
+
+def write_rulings(store: SessionStore, path: Path) -> RulingsData:
+    """``rapport rulings export``: every exportable ruling as one JSONL line, written to a
+    temporary file and moved into place, so a failed export leaves no partial file."""
+    data = rulings_data(store)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for r in data.records:
+                out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return data
+
+
+def suite_arguments(store: SessionStore, fitted: Collection[str] = ()) -> dict[str, Any]:
+    """What the ``rulings`` eval suite takes (``eval.rulings_suite.suite_rulings``), read from
+    the store; ``fitted`` are the ruling ids the grader under test was fitted on."""
+    data = rulings_data(store)
+    return {
+        "records": data.records,
+        "dispute_rates": data.dispute_rates,
+        "fitted": list(fitted),
+        "skipped_private": data.skipped_private,
+    }
+
+
+def _settings_store(settings: Settings) -> SessionStore:
+    from sim.store import open_store
+
+    return open_store(settings)
+
+
+def export_rulings(settings: Settings, path: Path) -> RulingsData:
+    """``rapport rulings export``: the deployment's rulings to ``path`` (raises ``StoreError``
+    if the database can't be opened, ``OSError`` if the file can't be written)."""
+    store = _settings_store(settings)
+    try:
+        return write_rulings(store, path)
+    finally:
+        store.close()
+
+
+def fit_records(settings: Settings) -> list[dict[str, Any]]:
+    """``rapport rubric fit --include-rulings``: every exportable ruling, as records."""
+    store = _settings_store(settings)
+    try:
+        return rulings_data(store).records
+    finally:
+        store.close()
+
+
+def eval_arguments(settings: Settings, fitted: Collection[str] = ()) -> dict[str, Any]:
+    """``rapport eval``'s rulings suite input, from the deployment's database."""
+    store = _settings_store(settings)
+    try:
+        return suite_arguments(store, fitted)
+    finally:
+        store.close()

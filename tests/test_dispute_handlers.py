@@ -53,18 +53,20 @@ def ids(table: pd.DataFrame) -> list[int]:
 
 def test_the_panel_offers_the_owners_scored_verdicts_only(handlers: DisputeHandlers) -> None:
     sid = graded(handlers.store, "alice", private=True)
-    box, verdict, share, status, listing = handlers.panel(sid, req("alice"))
-    assert box["visible"] is True and share["visible"] is True  # private: offer to share
+    shown, box, verdict, share, status, listing = handlers.panel(sid, req("alice"))
+    assert (
+        shown == sid and box["visible"] is True and share["visible"] is True
+    )  # private: offer to share
     assert status == "" and listing == ""  # no disputes yet
     keys = [v for _, v in verdict["choices"]]
     assert keys == ["1:listen", "1:validate", "3:listen", "3:validate"]  # "not scored" left out
     assert "the grader said used (93% sure)" in verdict["choices"][0][0]
     # not the owner: the panel stays hidden, for another trainee and for a trainer
     for other in ("bob", "tess"):
-        assert handlers.panel(sid, req(other))[0]["visible"] is False
-    assert handlers.panel("", req("alice"))[0]["visible"] is False
+        assert handlers.panel(sid, req(other))[:2] == ("", {"visible": False, "__type__": "update"})
+    assert handlers.panel("", req("alice"))[1]["visible"] is False
     unended = handlers.store.create_session("p", "v", {}, "alice")
-    assert handlers.panel(unended, req("alice"))[0]["visible"] is False
+    assert handlers.panel(unended, req("alice"))[1]["visible"] is False
 
 
 def test_a_trainee_disputes_a_trainer_rules_and_the_trainee_sees_it(
@@ -76,7 +78,7 @@ def test_a_trainee_disputes_a_trainer_rules_and_the_trainee_sees_it(
     )
     assert "Disputed turn 2" in status and "Waiting for a trainer" in listing
     # the disputed verdict is no longer offered
-    _, verdict, *_ = handlers.panel(sid, req("alice"))
+    _, _, verdict, *_ = handlers.panel(sid, req("alice"))
     assert "3:validate" not in [v for _, v in verdict["choices"]]
 
     table, pick = handlers.queue("", "", "open", req("tess"))
@@ -91,7 +93,7 @@ def test_a_trainee_disputes_a_trainer_rules_and_the_trainee_sees_it(
     assert "Overturned by tess" in msg and 'data-status="overturned"' in detail
     seen = handlers.session_disputes(sid, req("alice"))
     assert "Overturned by tess" in seen and "Yes: you named it." in seen
-    assert handlers.panel(sid, req("alice"))[4] == seen  # and under the feedback card
+    assert handlers.panel(sid, req("alice"))[5] == seen  # and under the feedback card
     assert len(handlers.queue("", "", "open", req("tess"))[0]) == 0
     assert len(handlers.queue("", "", "overturned", req("tess"))[0]) == 1
 
