@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from sim.practice import Practice
 
 FILE_TYPES = [".txt", ".csv", ".jsonl", ".json", ".ndjson"]
+# After a draft is made, bring the Persona Studio's tab forward (the tabs are the app's own,
+# so the page clicks its button rather than a handler selecting it).
+OPEN_STUDIO_JS = """(status) => {
+  if (String(status || "").includes("rp-ok")) {
+    const tab = [...document.querySelectorAll('button[role="tab"]')]
+      .find((b) => b.textContent.trim() === "Persona Studio");
+    if (tab) tab.click();
+  }
+  return [];
+}"""
 FORMAT_CHOICES = [
     ("Work it out from the file", "auto"),
     ("Text: Speaker: message", "text"),
@@ -271,5 +281,6 @@ def wire_import(
         [*editor_out, ui.practise_status],
         api_name="practise_customer",
     )
+    event.then(None, ui.practise_status, None, js=OPEN_STUDIO_JS)
     if after_draft is not None:
         after_draft(event)
