@@ -9,6 +9,7 @@ imports no grader itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,18 @@ def rule_matcher(settings: Settings) -> RuleMatcher:
     return EmbeddingRuleMatcher()
 
 
+def rulings_suite_input(settings: Settings, graders: Sequence[Grader]) -> dict[str, Any]:
+    """The ``rulings`` eval suite's input from the deployment's database, leaving out every
+    ruling that any of ``graders``' turn models was fitted on (its card lists their ids), so
+    the graders compared are all scored on the same held-out rulings."""
+    from sim.disputes import eval_arguments
+
+    fitted = sorted(
+        {rid for g in graders if g.turn_model is not None for rid in g.turn_model.card.ruling_ids}
+    )
+    return eval_arguments(settings, fitted)
+
+
 def grading(**overrides: Any) -> dict[str, Any]:
     """The keyword arguments that wire a :class:`sim.practice.Practice` to the grader
     (``signals_factory``, ``matcher_factory``); ``overrides`` replace either."""
@@ -86,5 +99,6 @@ __all__ = [
     "open_grader",
     "open_practice",
     "rule_matcher",
+    "rulings_suite_input",
     "signals_from_grader",
 ]

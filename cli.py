@@ -15,6 +15,8 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(model_app, name="model")
 rubric_app = typer.Typer(no_args_is_help=True, help="The grading rubric.")
 app.add_typer(rubric_app, name="rubric")
+rulings_app = typer.Typer(no_args_is_help=True, help="Trainers' rulings on disputed verdicts.")
+app.add_typer(rulings_app, name="rulings")
 
 
 def _settings() -> object:
@@ -357,7 +359,7 @@ def eval_cmd(
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    from bootstrap import judge_for, open_practice, signals_from_grader
+    from bootstrap import judge_for, open_practice, rulings_suite_input, signals_from_grader
     from common.settings import Settings
     from eval import runner, suites
     from rubric.classifier import ExemplarIndex, load_calibration_for
@@ -419,6 +421,14 @@ def eval_cmd(
         return suites.play_session(practice, persona_id, lines)
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
+    if "rulings" in names:  # from the database, less those any grader here was fitted on
+        from sim.store import StoreError
+
+        try:
+            opts.extra["rulings"] = rulings_suite_input(settings, [g for _, g in graders])
+        except StoreError as exc:
+            typer.echo(f"error: the rulings suite can't read the database: {exc}", err=True)
+            raise typer.Exit(1) from None
     persona_ids = list(persona or practice.personas)
     if "guard" in names:
         import json
@@ -522,6 +532,14 @@ def rubric_fit(
     exemplar_only: Annotated[
         bool, typer.Option(help="Refit only the exemplar classifier (no torch needed)")
     ] = False,
+    include_rulings: Annotated[
+        bool,
+        typer.Option(
+            "--include-rulings",
+            help="Also fit the turn model on trainers' rulings from the database (one in "
+            "three is held out for the rulings eval suite)",
+        ),
+    ] = False,
 ) -> None:
     """Refit the grader after editing the rubric or the labelled turns.
 
@@ -531,6 +549,18 @@ def rubric_fit(
     """
     from rubric.fit import main as fit_main
 
+    rulings: list[dict[str, object]] = []
+    if include_rulings:
+        from common.settings import Settings
+        from sim.disputes import fit_records
+        from sim.store import StoreError
+
+        try:
+            rulings = fit_records(Settings())
+        except StoreError as exc:
+            typer.echo(f"error: can't read the rulings: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"read {len(rulings)} ruling(s) from the database")
     cal = fit_main()
     for t, c in cal.techniques.items():
         typer.echo(f"exemplar classifier {t:10} threshold {c.threshold:.2f}")
@@ -540,7 +570,9 @@ def rubric_fit(
     from rubric.turn_model import MODEL_DIR
 
     try:
-        card = main_cli(TrainConfig(seed=seed, epochs=epochs), MODEL_DIR, log=typer.echo)
+        card = main_cli(
+            TrainConfig(seed=seed, epochs=epochs), MODEL_DIR, log=typer.echo, rulings=rulings
+        )
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -648,6 +680,31 @@ def restore_cmd(
     typer.echo(f"restored {n} session(s) from {src} into {db}")
     if kept is not None:
         typer.echo(f"the previous database is kept at {kept}")
+
+
+@rulings_app.command("export")
+def rulings_export(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="JSONL file to write (rapport eval --input)")
+    ],
+) -> None:
+    """Write every ruling as labelled data in the `rapport eval --input` format. Rulings on
+    private turns the trainee did not share are left out."""
+    from common.settings import Settings
+    from sim.disputes import export_rulings
+    from sim.store import StoreError
+
+    try:
+        data = export_rulings(Settings(), output)
+    except (StoreError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    note = (
+        f"; left out {data.skipped_private} on private turns the trainee did not share"
+        if data.skipped_private
+        else ""
+    )
+    typer.echo(f"wrote {len(data.records)} ruling(s) to {output}{note}")
 
 
 users_app = typer.Typer(no_args_is_help=True, help="Sign-in accounts (for RAPPORT_AUTH=on).")

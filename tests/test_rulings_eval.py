@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from common.settings import Settings
 from eval import rulings_suite, runner
 from eval.metrics import kappa, prf
 from eval.suites import Options
@@ -46,14 +48,24 @@ def test_exported_rulings_round_trip_through_eval_input(
 ) -> None:
     from cli import app
 
-    store = ruled_store(tmp_path / "s.sqlite3")
-    data = rulings_data(store)
-    store.close()
-    path = tmp_path / "rulings.jsonl"
-    write_jsonl(path, data.records)
     monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("RAPPORT_PROVIDER", "fake")
-    res = CliRunner().invoke(
+    store = ruled_store(Settings().db_path)
+    private = graded(store, "alice", private=True)
+    rule(store, TESS, open_dispute(store, ALICE, private, 1, "listen", "Mine.").id, "uphold")
+    store.close()
+    path = tmp_path / "rulings.jsonl"
+    runner_ = CliRunner()
+    res = runner_.invoke(app, ["rulings", "export", "-o", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 ruling(s)" in res.output and "left out 1 on private turns" in res.output
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    assert [sorted(r["labels"].items()) for r in lines] == [
+        [("1", ["listen"])],
+        [("3", ["validate"])],
+    ]
+
+    res = runner_.invoke(
         app, ["eval", "--input", str(path), "--out", str(tmp_path / "r"), "--bootstrap", "20"]
     )
     assert res.exit_code == 0, res.output
@@ -63,6 +75,96 @@ def test_exported_rulings_round_trip_through_eval_input(
     assert (got["all"]["listen"]["n"], got["all"]["listen"]["support"]) == (1, 1)
     assert (got["all"]["validate"]["n"], got["all"]["validate"]["support"]) == (1, 1)
     assert got["all"]["cooperate"]["n"] == 0 and got["all"]["affirm"]["n"] == 0
+
+    # the same rulings straight from the database: the rulings suite
+    res = runner_.invoke(
+        app, ["eval", "--suite", "rulings", "--out", str(tmp_path / "q"), "--bootstrap", "20"]
+    )
+    assert res.exit_code == 0, res.output
+    suite = json.loads((tmp_path / "q" / "metrics.json").read_text())["suites"]["rulings"]
+    assert suite["rulings"] == 2 and suite["skipped_private"] == 1
+    assert suite["per_technique"]["listen"]["scored"] <= 1
+    assert suite["per_technique"]["listen"]["disputes"] == 2  # the private one counts here
+    card = json.loads((tmp_path / "q" / "reliability.json").read_text())
+    assert card["validate"]["disputes"] == 1 and card["validate"]["rulings_kappa"] is None
+
+
+def test_rapport_eval_leaves_out_the_rulings_its_turn_model_was_fitted_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fitted ids travel from the turn model's card through the CLI to the suite."""
+    import copy
+
+    import rubric.grader
+    from cli import app
+
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("RAPPORT_PROVIDER", "fake")
+    ruled_store(Settings().db_path).close()
+    shipped = rubric.grader.default_turn_model
+
+    def fitted_on_one(r: Any, *a: Any) -> Any:
+        model = copy.copy(shipped(r, *a))  # a copy: the cached model keeps its card
+        if model is not None:
+            model.card = model.card.model_copy(update={"ruling_ids": ["ruling-1"]})
+        return model
+
+    monkeypatch.setattr(rubric.grader, "default_turn_model", fitted_on_one)
+    res = CliRunner().invoke(
+        app, ["eval", "--suite", "rulings", "--out", str(tmp_path / "q"), "--bootstrap", "20"]
+    )
+    assert res.exit_code == 0, res.output
+    suite = json.loads((tmp_path / "q" / "metrics.json").read_text())["suites"]["rulings"]
+    assert (suite["rulings"], suite["left_out_fitted"]) == (1, 1)
+    assert {i["id"] for i in suite["items"]} == {"ruling-2"}
+
+
+def test_a_failed_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import app
+
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "d"))
+    ruled_store(Settings().db_path).close()
+    where = tmp_path / "missing-folder" / "rulings.jsonl"
+    res = CliRunner().invoke(app, ["rulings", "export", "-o", str(where)])
+    assert res.exit_code == 1 and "error:" in res.output
+    assert not where.parent.exists()
+
+
+def test_rubric_fit_include_rulings_feeds_the_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flag's data path through the CLI, with the fit itself stubbed out."""
+    import rubric.fit
+    import rubric.train
+    from cli import app
+    from rubric.turn_model import ModelCard
+
+    monkeypatch.setenv("RAPPORT_DATA_DIR", str(tmp_path / "d"))
+    ruled_store(Settings().db_path).close()
+    seen: dict[str, Any] = {}
+
+    def fake_fit(
+        train: Any, dev: Any, labels: Any, cfg: Any, out_dir: Any, meta: Any, log: Any
+    ) -> Any:
+        seen.update(train=train, meta=meta, out_dir=out_dir)
+        return ModelCard(labels=list(labels), calibration={}, **meta)
+
+    monkeypatch.setattr(rubric.fit, "main", lambda: SimpleNamespace(techniques={}))
+    monkeypatch.setattr(rubric.train, "fit_turn_model", fake_fit)
+    res = CliRunner().invoke(app, ["rubric", "fit", "--include-rulings"])
+    assert res.exit_code == 0, res.output
+    assert "read 2 ruling(s) from the database" in res.output
+    ids = seen["meta"]["ruling_ids"]
+    from rubric.labelled import split_rulings
+
+    fit, _ = split_rulings(rulings_data(SessionStore(Settings().db_path)).records)
+    assert ids == [r["id"] for r in fit]
+    assert sum(1 for e in seen["train"] if e.source == "ruling") == len(fit)
+    seen.clear()
+    res = CliRunner().invoke(app, ["rubric", "fit"])  # opt-in: without the flag, none
+    assert res.exit_code == 0, res.output
+    assert seen["meta"]["ruling_ids"] == []
+    assert not any(e.source == "ruling" for e in seen["train"])
 
 
 class LookupGrader:
