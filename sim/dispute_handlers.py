@@ -405,9 +405,9 @@ class DisputeHandlers:
         )
 
     def after_dispute(self, session_id: str, request: Request = None) -> tuple[Any, ...]:
-        """The panel again, keeping the status message and the list just written."""
-        sid, box, verdict, share, _, _ = self.panel(session_id, request)
-        return sid, box, verdict, share, gr.skip(), gr.skip()
+        """The panel's controls again (the verdict just disputed is no longer offered); the
+        status message and the list just written stay as they are."""
+        return self.panel(session_id, request)[:4]
 
     def session_disputes(self, session_id: str, request: Request = None) -> str:
         """The disputes and rulings on one session, for whoever may read them."""
@@ -493,7 +493,7 @@ class DisputeHandlers:
             [panel.session, panel.verdict, panel.reason, panel.share],
             [panel.status, panel.listing],
             api_name="dispute",
-        ).then(self.after_dispute, panel.session, panel.outputs)
+        ).then(self.after_dispute, panel.session, panel.outputs[:4], show_progress="hidden")
         history_pick.input(
             self.session_disputes, history_pick, history_rulings, api_name="session_disputes"
         )
