@@ -324,7 +324,8 @@ def eval_cmd(
             "--suite",
             help="locked, transfer, gold, consistency, invariance, injection, known-groups "
             "(default: all of them), or guard (customer model vs injection and off-topic "
-            "probes; run on request)",
+            "probes) or fidelity (does the customer sound like a person; see eval/README.md), "
+            "run on request",
         ),
     ] = None,
     input: Annotated[
@@ -341,7 +342,8 @@ def eval_cmd(
     ] = None,
     k: Annotated[int, typer.Option(help="Repeats for the consistency suite")] = 5,
     persona: Annotated[
-        list[str] | None, typer.Option("--persona", help="Personas for known-groups (default: all)")
+        list[str] | None,
+        typer.Option("--persona", help="Personas for known-groups, guard, fidelity (default: all)"),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
     compare: Annotated[
@@ -430,6 +432,24 @@ def eval_cmd(
             typer.echo(f"error: the rulings suite can't read the database: {exc}", err=True)
             raise typer.Exit(1) from None
     persona_ids = list(persona or practice.personas)
+    if "fidelity" in names:
+        from eval.fidelity_suite import run_cli
+
+        names.remove("fidelity")
+        # the app's own reply settings (reply lengths are measured), seeded for repeatability
+        fid = open_practice(
+            settings.model_copy(
+                update={"data_dir": tmp / "fidelity", "seed": practice.settings.seed}
+            ),
+            signals_factory=lambda s: signals_from_grader(grader),
+        )
+        try:
+            typer.echo(run_cli(fid, persona_ids, limit, out))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if not names:
+            return
     if "guard" in names:
         import json
 
