@@ -744,7 +744,10 @@ def validate_draft(data: Mapping[str, Any]) -> PersonaSpec:
 
 
 def to_yaml(spec: PersonaSpec) -> str:
+    """The draft as persona YAML; optional lists left empty are left out (hidden facts stay,
+    as a place for the trainer to add them)."""
     data = spec.model_dump(mode="json", exclude_none=True)
+    data = {k: v for k, v in data.items() if v != [] or k == "hidden_facts"}
     if not data.get("hidden_facts"):
         data["hidden_facts"] = []
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=88)
@@ -927,3 +930,25 @@ def draft_persona(
     return Draft(
         spec, to_yaml(spec), suggest_id(data, seed or spec.opening_line, taken), source, notes
     )
+
+
+def draft_with_settings(
+    settings: Settings,
+    turns: Sequence[Mapping[str, str]],
+    feedback: Mapping[str, Any] | None = None,
+    *,
+    seed: str = "",
+    taken: Callable[[str], bool] = lambda _: False,
+) -> Draft:
+    """:func:`draft_persona` in the mode ``settings`` allow, with the configured model
+    (``rapport import --draft-persona``); no model to be had means the extracted draft."""
+    from sim.providers import ProviderError, get_chat_model
+
+    mode = draft_mode(settings)
+    model: BaseChatModel | None = None
+    if mode != "extract":
+        try:
+            model = get_chat_model(settings)
+        except (ProviderError, OSError, RuntimeError):
+            mode = "extract"
+    return draft_persona(turns, feedback, seed=seed, mode=mode, model=model, taken=taken)

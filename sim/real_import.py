@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,3 +145,68 @@ def public_result(found: Sequence[ImportedConversation]) -> list[dict[str, Any]]
         }
         for c in found
     ]
+
+
+# --- the command line (``rapport import``) ---------------------------------------------------
+SPEAKER_ROLES = ("agent", "customer")
+
+
+def speaker_roles(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=agent|customer`` options as ``{name: role}``; a ValueError says what is wrong."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, role = pair.rpartition("=")
+        role = role.strip().lower()
+        if not sep or not name.strip() or role not in SPEAKER_ROLES:
+            raise ValueError(
+                f"--speaker {pair!r}: write NAME=agent or NAME=customer, e.g. --speaker Tom=agent"
+            )
+        out[name.strip()] = role
+    return out
+
+
+def import_with_roles(
+    store: SessionStore,
+    grader: Grader,
+    user_id: str | None,
+    data: bytes,
+    filename: str = "",
+    fmt: str = "auto",
+    roles: Mapping[str, str] | None = None,
+) -> list[ImportedConversation]:
+    """:func:`import_file` with speakers named by role. Agents named settle it; with only
+    customers named, the file's other speakers (not labelled customer) are the agents."""
+    from sim.transcripts import SpeakersUnclear, role_of
+
+    roles = dict(roles or {})
+    agents = [n for n, r in roles.items() if r == "agent"]
+    customers = {n.casefold() for n, r in roles.items() if r == "customer"}
+    try:
+        return import_file(store, grader, user_id, data, filename, fmt, agents)
+    except SpeakersUnclear as exc:
+        if agents or not customers:
+            raise
+        rest = [
+            s for s in exc.speakers if s.casefold() not in customers and role_of(s) != "customer"
+        ]
+        if not rest:
+            raise
+        return import_file(store, grader, user_id, data, filename, fmt, rest)
+
+
+def feedback_text(c: ImportedConversation) -> str:
+    """The feedback card as plain text, for the terminal."""
+    fb = c.feedback
+    mark = {"used": "✓", "missed": "✗", "not_scored": "·"}
+    lines = [f"Session {c.session_id} ({c.format}) · {c.masked_note}", "", fb.summary, ""]
+    for t in fb.techniques:
+        lines.append(f"{mark.get(t.status, '·')} {t.label}: {t.status.replace('_', ' ')}")
+        lines.extend(f'    turn {i.turn}: "{i.quote}"' for i in t.instances)
+        if t.rewrite:
+            lines.append(f'    try this in turn {t.rewrite.turn}: "{t.rewrite.suggestion}"')
+        lines.extend(f"    guidance: {g.title} [{g.id} · {g.source}]" for g in t.citations)
+    flagged = [m for m in fb.markers if m.instances]
+    for m in flagged:
+        lines.append(f"⚑ {m.label}: flagged")
+        lines.extend(f'    turn {i.turn}: "{i.quote}"' for i in m.instances)
+    return "\n".join(lines)
