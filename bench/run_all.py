@@ -1,6 +1,6 @@
 """Run every benchmark and collect the figures.
 
-    python -m bench.run_all [--only grading] [--skip chat_latency] [--quick]
+    python -m bench.run_all [--only grading] [--skip chat_latency] [--quick] [--merge]
 
 Calls each bench's ``run()`` with its defaults, writes each ``bench/results/<name>.json``,
 then ``bench/results/latest.json`` (all results keyed by bench name, with a timestamp) and
@@ -253,6 +253,8 @@ def markdown(all_res: dict[str, Any]) -> str:
         f"load average {m['loadavg']} at start, {all_res['loadavg_end']} at end",
         f"- total wall time: {all_res['wall_s']:.0f} s",
     ]
+    for name, when in all_res.get("kept", {}).items():
+        lines.append(f"- {name}: not rerun, figures kept from {when}")
     if m.get("llama_cpp_build"):
         lines.append(f"- llama.cpp build: `{m['llama_cpp_build']}`")
     chat = all_res["results"].get("chat_latency")
@@ -377,10 +379,27 @@ def load_markdown(load: dict[str, Any], name: str = "load") -> list[str]:
     return out
 
 
+def merge_earlier(all_res: dict[str, Any], earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the figures of benches not rerun now from an earlier ``latest.json``; each keeps
+    its own timestamp and machine, and ``kept`` names them with when they were measured."""
+    kept = {}
+    for name, res in earlier.get("results", {}).items():
+        if name not in all_res["results"] and name not in all_res["errors"]:
+            all_res["results"][name] = res
+            kept[name] = res.get("timestamp", earlier.get("timestamp"))
+    all_res["kept"] = kept
+    return all_res
+
+
 def run(
-    names: Sequence[str] = BENCHES, kwargs: Mapping[str, Mapping[str, Any]] | None = None
+    names: Sequence[str] = BENCHES,
+    kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     all_res = run_benches(names, default_kwargs() if kwargs is None else kwargs)
+    latest = RESULTS_DIR / "latest.json"
+    if merge and latest.exists():
+        merge_earlier(all_res, json.loads(latest.read_text(encoding="utf-8")))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "latest.json").write_text(
         json.dumps(all_res, indent=2, default=str) + "\n", encoding="utf-8"
@@ -400,9 +419,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--quick", action="store_true", help="load at N=1 and N=4 only (or RAPPORT_BENCH_QUICK=1)"
     )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other benches' figures from the current latest.json (marked as kept)",
+    )
     a = ap.parse_args(argv)
     names = [n for n in (a.only or BENCHES) if n not in a.skip]
-    all_res = run(names, default_kwargs(a.quick))
+    all_res = run(names, default_kwargs(a.quick), merge=a.merge)
     print(markdown(all_res))
     print(f"wrote {RESULTS_DIR / 'latest.json'} and {RESULTS_DIR / 'latest.md'}")
     return 1 if all_res["errors"] else 0
