@@ -524,12 +524,15 @@ def eval_cmd(
         from eval.fidelity_suite import run_cli
 
         names.remove("fidelity")
-        # the app's own reply settings (reply lengths are measured), seeded for repeatability
+        from sim.providers import local_model_path
+
+        # the app's own reply settings (reply lengths are measured), seeded for repeatability;
+        # the model already assembled in the real data dir, not a new copy in the temporary one
+        fix = {"data_dir": tmp / "fidelity", "seed": practice.settings.seed}
+        if settings.provider == "local":
+            fix["model_path"] = local_model_path(settings)
         fid = open_practice(
-            settings.model_copy(
-                update={"data_dir": tmp / "fidelity", "seed": practice.settings.seed}
-            ),
-            signals_factory=lambda s: signals_from_grader(grader),
+            settings.model_copy(update=fix), signals_factory=lambda s: signals_from_grader(grader)
         )
         try:
             typer.echo(run_cli(fid, persona_ids, limit, out))
