@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,8 +29,15 @@ pytestmark = pytest.mark.server
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = tmp_path_factory.mktemp("wheel")
     target = tmp_path_factory.mktemp("site")
+    # built from a clean copy: a build/ folder left in the checkout would leak stale modules
+    # into the wheel, and the build must not write into the checkout
+    src = tmp_path_factory.mktemp("src") / "rapport"
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "tests", "docs"
+    )
+    shutil.copytree(ROOT, src, ignore=ignore)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("rapport-*.whl")
     install = [*pip, "install", "--no-deps", "--target", str(target), str(wheel)]
