@@ -96,6 +96,20 @@ class StudioHandlers:
         except (RepoError, ValueError):
             return []
 
+    def _as_saved(self, pid: str, text: str) -> str:
+        """The saved version's own text where ``text`` differs from it only in trailing
+        whitespace: ``gr.Code`` strips that from what it shows, so an opened version comes
+        back from the page without its final newline, and its check should count for it."""
+        want = normalise_text(text or "").rstrip()
+        for info in reversed(self._infos_of(pid) if pid and want else []):
+            try:
+                saved = self.library.get_version(pid, info.version)
+            except (RepoError, ValueError):
+                continue
+            if normalise_text(saved).rstrip() == want:
+                return saved
+        return text
+
     def _passed_check(self, pid: str, version: Any) -> bool:
         if version in (None, ""):
             return False
@@ -279,6 +293,7 @@ class StudioHandlers:
         self.trainer(request)
         from sim.probe_check import check_draft
 
+        text = self._as_saved(persona_id, text)
         try:
             persona = self._parsed(persona_id, text)
         except PersonaError as exc:

@@ -154,3 +154,21 @@ def test_another_trainees_private_session_cannot_become_a_persona(
     out = tab.h.practise_customer(practice_sid, "", req("tess"))
     assert "Only an imported real conversation" in out[-1]
     assert "no such conversation" in tab.h.practise_customer("nope", "", req("tess"))[-1]
+
+
+def test_the_opened_draft_is_checked_as_saved_though_the_page_drops_its_last_newline(
+    tab: SimpleNamespace, tmp_path: Path, fake: Any
+) -> None:
+    """gr.Code strips trailing whitespace from the YAML it shows, so the page sends the draft
+    back without its final newline: the check must still count for the saved version."""
+    f = upload(tmp_path, SAMPLE.read_bytes())
+    *_, sid, _ = tab.h.import_transcript(f, ["Tom"], "auto", req("tess"))
+    out = tab.h.practise_customer(sid, "broadband_real", req("tess"))
+    shown = out[2 + len(FORM_FIELDS)].rstrip()
+    assert shown != tab.repo.get_version("broadband_real", 1)  # it did end in a newline
+    fake.enqueue(["Okay. I just want to know when it will be fixed."] * 200)
+    report, publish, status = tab.studio.studio_check("broadband_real", shown, 1, "", req("tess"))
+    assert "rp-check-report" in report
+    assert "saved yet" not in status  # the page's text is version 1
+    # no override reason: Publish opens exactly when the check passed
+    assert publish["interactive"] is ('rp-check-report" data-passed="true"' in report)
