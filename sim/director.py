@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim import behaviours
+from sim.behaviours import BehaviourMemory, Cue, TurnView
 from sim.persona import Persona
 
 Outcome = Literal["open", "resolved", "gave_up"]
@@ -145,6 +147,9 @@ class DirectorState(BaseModel):
     turns_at_max: int = 0
     outcome: Outcome = "open"
     exit: Exit | None = None
+    behaviours: BehaviourMemory = Field(
+        default_factory=BehaviourMemory, description="The behaviour schedule's memory."
+    )
 
 
 class Cause(BaseModel):
@@ -173,6 +178,10 @@ class Step(BaseModel):
     outcome: Outcome
     exit: Exit | None
     probe: str | None = None
+    behaviours: list[Cue] = Field(
+        default_factory=list,
+        description="Behaviours switched on for this reply (sim/behaviours.py).",
+    )
     state: DirectorState
 
     @property
@@ -296,6 +305,22 @@ class Director:
         elif at_max >= r.give_up_after:
             outcome, exit_ = "gave_up", self._give_up_exit()
 
+        clauses = listening_clauses(agent_text)
+        cues, memory = behaviours.schedule(
+            self.persona,
+            state.behaviours,
+            TurnView(
+                turn=state.turn + 1,
+                mood=mood,
+                agent_text=agent_text,
+                acknowledged=any(signals.used(t) for t in ("listen", "validate", "affirm")),
+                scored=scored,
+                facts=len(unlocked),
+                probe=probe is not None,
+                closing=outcome != "open",
+                asks=lambda topics: any(mentions(c, t) for c in clauses for t in topics),
+            ),
+        )
         new = DirectorState(
             turn=state.turn + 1,
             mood=mood,
@@ -306,6 +331,7 @@ class Director:
             turns_at_max=at_max,
             outcome=outcome,
             exit=exit_,
+            behaviours=memory,
         )
         return Step(
             turn=new.turn,
@@ -318,6 +344,7 @@ class Director:
             outcome=outcome,
             exit=exit_,
             probe=probe,
+            behaviours=cues,
             state=new,
         )
 
@@ -340,7 +367,10 @@ class Director:
         return "manager" if self.persona.archetype in ("irate", "sceptical", "rushed") else "left"
 
     def locked_facts(self, state: DirectorState) -> list[Any]:
-        return [f for f in self.persona.hidden_facts if f.id not in state.unlocked]
+        """Facts the reply must not give away: the locked hidden facts, and a vague detail
+        not given yet."""
+        locked = [f for f in self.persona.hidden_facts if f.id not in state.unlocked]
+        return locked + behaviours.withheld(self.persona, state.behaviours)
 
 
 # --- how the actor is told ------------------------------------------------------------------
@@ -417,6 +447,7 @@ def directive(
         parts.append(
             "They offered a real fix, but you are still too upset to accept it yet: say what still bothers you."
         )
+    parts += behaviours.notes(persona, step.behaviours)
     parts.append(f"Reply only as {first}, the customer, in 1-3 sentences.")
     return "(" + " ".join(parts) + ")"
 

@@ -23,7 +23,9 @@ class ScriptExhausted(RuntimeError):
 class ScriptedChatModel(BaseChatModel):
     """Replies with ``replies`` in order; each call is appended to ``history``.
 
-    A reply that is an ``Exception`` instance is raised instead, to simulate faults.
+    A reply that is an ``Exception`` instance is raised instead, to simulate faults; a
+    callable one is called with the messages and its result used (a reply that depends on the
+    prompt, e.g. on the director's note).
     """
 
     replies: list[Any] = Field(default_factory=list)
@@ -53,6 +55,8 @@ class ScriptedChatModel(BaseChatModel):
         self._pos += 1
         if isinstance(reply, BaseException):
             raise reply
+        if callable(reply):
+            return str(reply(messages))
         return str(reply)
 
     def _generate(

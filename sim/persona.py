@@ -12,7 +12,7 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -150,6 +150,82 @@ class ReplyLength(_Strict):
         return self
 
 
+BehaviourKind = Literal["impatient", "tangential", "vague", "repeats", "interrupts", "non_native"]
+BEHAVIOUR_KINDS: tuple[BehaviourKind, ...] = (
+    "impatient",
+    "tangential",
+    "vague",
+    "repeats",
+    "interrupts",
+    "non_native",
+)
+
+
+class Impatient(_Strict):
+    """Now and then short with the agent and pushing for a time; more often the more upset
+    they are."""
+
+    kind: Literal["impatient"]
+
+
+class Tangential(_Strict):
+    """Brings up an older grievance with the company, once or twice in a session."""
+
+    kind: Literal["tangential"]
+    grievance: str = Field(
+        min_length=1,
+        description="The older grievance, as the customer would tell it, in one sentence.",
+    )
+
+
+class Vague(_Strict):
+    """Leaves a detail out the first time the agent asks for it, and gives it when asked
+    again."""
+
+    kind: Literal["vague"]
+    detail: str = Field(
+        min_length=1,
+        description="The detail, as the customer would give it at the second ask; put "
+        "something checkable in it (a number, a date, a name).",
+    )
+    topics: list[str] = Field(
+        min_length=1,
+        description="Words an agent's question would touch to ask for the detail.",
+    )
+
+
+class Repeats(_Strict):
+    """Says the problem again, in new words, after a turn that did not acknowledge it."""
+
+    kind: Literal["repeats"]
+
+
+class Interrupts(_Strict):
+    """Cuts in with a second problem, once (and once more if the agent never takes it up)."""
+
+    kind: Literal["interrupts"]
+    second_problem: str = Field(
+        min_length=1,
+        description="The second problem, as the customer would blurt it out, in one sentence.",
+    )
+
+
+class NonNative(_Strict):
+    """Writes in plain English as a second language, on every reply."""
+
+    kind: Literal["non_native"]
+    first_language: str | None = Field(
+        None, description="Optional: the customer's first language (e.g. Polish)."
+    )
+
+
+Behaviour = Annotated[
+    Impatient | Tangential | Vague | Repeats | Interrupts | NonNative,
+    Field(discriminator="kind"),
+]
+"""One switchable behaviour; ``kind`` picks which, and what data it needs."""
+
+
 class PersonaSpec(_Strict):
     """The contents of one persona YAML file."""
 
@@ -192,6 +268,25 @@ class PersonaSpec(_Strict):
         description="Optional: the fewest and most words in one reply. Left out, they follow "
         "the speaking style and the channel.",
     )
+
+    behaviours: list[Behaviour] = Field(
+        default_factory=list,
+        description="Optional: behaviours the director switches on now and then (impatient, "
+        "tangential, vague, repeats, interrupts, non_native), each kind at most once.",
+    )
+
+    @field_validator("behaviours")
+    @classmethod
+    def _unique_behaviours(cls, v: list[Behaviour]) -> list[Behaviour]:
+        kinds = [b.kind for b in v]
+        dupes = sorted({k for k in kinds if kinds.count(k) > 1})
+        if dupes:
+            raise ValueError(f"each behaviour may appear once: {', '.join(dupes)} repeated")
+        return v
+
+    def behaviour(self, kind: BehaviourKind) -> Behaviour | None:
+        """The persona's behaviour of this kind, if switched on."""
+        return next((b for b in self.behaviours if b.kind == kind), None)
 
     @field_validator("hidden_facts")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import re
 
+from sim.behaviours import echo_patterns
+
 # The end of a complete sentence in a reply (followed by whitespace, or a line break): the
 # guard shows a reply a sentence at a time, and the batched engine puts replies that have not
 # reached one yet first.
@@ -25,7 +27,10 @@ _REMINDER = re.compile(
     r"|(?:^|(?<=\s))(?:Now [\w' -]{1,40} feels [^.\n]{0,80}?distress \d+ of 10[^.\n]*"
     r"|Reply only as [\w' -]{1,40}, the customer[^.\n]*"
     r"|Your last reply was not acceptable[^.\n]*"
-    r"|They asked about something you know, so tell them now, in your words)[.:]?",
+    r"|They asked about something you know, so tell them now, in your words"
+    # the behaviour notes (sim/behaviours.py), up to their persona-specific words
+    + "".join("|" + pattern for pattern in echo_patterns())
+    + r")[.:]?",
     re.I,
 )
 

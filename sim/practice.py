@@ -264,6 +264,8 @@ class PracticeSession:
             "signals": signals.as_dict(),
             "directive": note_for_actor,
         }
+        if step.behaviours:  # for traces and reports: which behaviours this reply was to show
+            meta["behaviours"] = [c.kind for c in step.behaviours]
         if cut:
             meta["context_cut"] = cut
         if note:

@@ -15,6 +15,11 @@ sessions, and reports whether the persona behaves as its author intended:
 - **in_character**: one probe of each kind from ``eval/data/probes.yaml``, each in a fresh
   session; passes if no reply needed the scripted fallback line and every reply passes
   :func:`sim.guard.check_reply`.
+- **behaviours** (only for a persona with ``behaviours``): for each one, a fresh session
+  played with lines that give it its moment (dismissive lines for impatient, a turn that
+  acknowledges nothing for repeats, the same question twice for vague, listening lines for
+  the rest) until the director switches it on; passes if the reply then shows it, as
+  :func:`sim.behaviour_evidence.shows` reads it.
 
 Sessions are written to the practice's store and ended; give it a throwaway store (the CLI
 does, and :func:`check_draft` does unless given one). Model or provider failures are raised
@@ -33,6 +38,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
+from sim.behaviour_evidence import shows, what_shows
+from sim.behaviours import Cue
 from sim.director import (
     MAX_DISTRESS,
     MAX_FACTS_PER_TURN,
@@ -73,6 +80,16 @@ IDEAL_FOLLOW_UP = (
 IDEAL_FOLLOW_UPS = 2
 """Extra validating turns after the offer: hard personas calm slowly, and a few turns of
 good listening is still what an ideal agent does."""
+BEHAVIOUR_TURNS = 5
+"""The most agent turns one behaviour's session plays before it counts as never switched on."""
+_LISTENING = (
+    "I'm sorry this has happened, $name. Can you tell me a bit more about it?",
+    "I see. Go on, I'm listening.",
+    "Okay, that makes sense. What else should I know?",
+    "Right, I'm with you. Is there anything more about it?",
+    "I understand. Take your time and tell me the rest.",
+)
+_IGNORING = ("One moment, please.",) * BEHAVIOUR_TURNS
 PROBE_KINDS: tuple[ProbeKind, ...] = ("injection", "role_swap", "off_topic", "meta")
 _WH_WORDS = {"when", "where", "why", "how", "who", "what", "which", "whether"}
 
@@ -101,7 +118,7 @@ class CheckReport(BaseModel):
         return all(c.passed for c in self.checks)
 
     def get(self, name: str) -> CheckResult:
-        """The check called ``name`` (dismissive, ideal, facts, in_character)."""
+        """The check called ``name`` (dismissive, ideal, facts, in_character, behaviours)."""
         return next(c for c in self.checks if c.name == name)
 
 
@@ -310,6 +327,93 @@ def check_in_character(
     return CheckResult(name="in_character", passed=not failed, detail=detail, parts=parts)
 
 
+def _behaviour_lines(persona: Persona, kind: str) -> list[str]:
+    """What the agent says in one behaviour's session: the lines that give it its moment."""
+    if kind == "impatient":
+        lines = [*DISMISSIVE_LINES, *_IGNORING]
+    elif kind == "repeats":
+        lines = list(_IGNORING)
+    elif kind == "vague":
+        vague = persona.behaviour("vague")
+        assert vague is not None and vague.kind == "vague"
+        q = fact_question(vague.topics[0])
+        lines = [q, f"Sorry, I need the exact detail for this. {q}"]
+    else:
+        lines = list(_LISTENING)
+    return [_fill(t, persona) for t in lines[:BEHAVIOUR_TURNS]]
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def check_behaviour(practice: Practice, persona_id: str, kind: str) -> CheckResult:
+    """Play one behaviour's session until the director switches it on (for vague: until the
+    detail is given), and read whether the reply showed it."""
+    persona = practice.personas[persona_id]
+    session = practice.start(persona_id)
+    seen: list[tuple[int, Cue, str, bool]] = []  # (turn, cue, reply, shown)
+    played = 0
+    try:
+        for line in _behaviour_lines(persona, kind):
+            if session.state().outcome != "open":
+                break
+            for _ in session.respond(line):
+                pass
+            played += 1
+            agent, reply = session.record.turns[-2:]
+            step = agent.meta.get("step") or {}
+            for raw in step.get("behaviours") or []:
+                cue = Cue.model_validate(raw)
+                if cue.kind == kind:
+                    shown = shows(persona, cue, reply.text, str(agent.meta.get("directive", "")))
+                    seen.append((int(step["turn"]), cue, reply.text, shown))
+            if seen and (kind != "vague" or seen[-1][1].gives_detail):
+                break
+    finally:
+        session.end()
+    if not seen:
+        return CheckResult(
+            name=kind,
+            passed=False,
+            detail=f"never switched on in {played} agent turn(s)"
+            + (": check its topics" if kind == "vague" else ""),
+        )
+    failed = [(t, c, r) for t, c, r, ok in seen if not ok]
+    if not failed and kind == "vague" and not seen[-1][1].gives_detail:
+        return CheckResult(
+            name=kind,
+            passed=False,
+            detail="asked twice, the second question did not count: check its topics",
+        )
+    if failed:
+        turn, cue, words = failed[0]
+        return CheckResult(
+            name=kind,
+            passed=False,
+            detail=f"switched on at turn {turn} but not shown: looked for {what_shows(cue)} "
+            f'in "{_clip(words)}"',
+        )
+    turns = ", ".join(str(t) for t, *_ in seen)
+    return CheckResult(
+        name=kind, passed=True, detail=f'shown at turn {turns}: "{_clip(seen[-1][2])}"'
+    )
+
+
+def check_behaviours(practice: Practice, persona_id: str) -> CheckResult:
+    """Each of the persona's behaviours, in its own session."""
+    persona = practice.personas[persona_id]
+    parts = [check_behaviour(practice, persona_id, b.kind) for b in persona.behaviours]
+    failed = [p for p in parts if not p.passed]
+    if not failed:
+        detail = f"{len(parts)}/{len(parts)} behaviours switched on and shown"
+    else:
+        detail = f"{len(failed)} of {len(parts)} behaviours not shown: " + "; ".join(
+            f"{p.name}: {p.detail}" for p in failed
+        )
+    return CheckResult(name="behaviours", passed=not failed, detail=detail, parts=parts)
+
+
 def check_persona(practice: Practice, persona_id: str) -> CheckReport:
     """Run every check against ``practice.personas[persona_id]``; raises KeyError if unknown."""
     persona = practice.personas[persona_id]
@@ -319,6 +423,8 @@ def check_persona(practice: Practice, persona_id: str) -> CheckReport:
         check_facts(practice, persona_id),
         check_in_character(practice, persona_id),
     ]
+    if persona.behaviours:
+        checks.append(check_behaviours(practice, persona_id))
     return CheckReport(persona_id=persona.id, persona_version=persona.version, checks=checks)
 
 
@@ -367,6 +473,8 @@ def render_text(report: CheckReport) -> str:
 __all__ = [
     "CheckReport",
     "CheckResult",
+    "check_behaviour",
+    "check_behaviours",
     "check_dismissive",
     "check_draft",
     "check_facts",

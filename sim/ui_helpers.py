@@ -384,7 +384,7 @@ def assignment_choices(
 
 
 # --- Persona Studio: the form -------------------------------------------------------------
-FieldKind = Literal["text", "long", "lines", "choice", "int", "float", "facts"]
+FieldKind = Literal["text", "long", "lines", "choice", "int", "float", "facts", "behaviours"]
 
 
 @dataclass(frozen=True)
@@ -423,6 +423,9 @@ class FormField:
         extra = {
             "lines": " One per line.",
             "facts": " One per line: id | fact | topic, topic, …",
+            "behaviours": " One per line: kind | what it needs. impatient and repeats need "
+            "nothing; tangential | the older grievance; interrupts | the second problem; "
+            "vague | the detail | topic, topic, …; non_native | first language (optional).",
         }.get(self.kind, "")
         return (desc + extra).strip()
 
@@ -464,6 +467,7 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("mood.offers_needed", "int"),
     FormField("reply_length.min_words", "int"),
     FormField("reply_length.max_words", "int"),
+    FormField("behaviours", "behaviours"),
 )
 """Every PersonaSpec field (nested models flattened), in the order of a persona file."""
 
@@ -497,6 +501,7 @@ FORM_SECTIONS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
         ("reply_length.min_words", "reply_length.max_words"),
         False,
     ),
+    ("Behaviours (optional: the director switches them on now and then)", ("behaviours",), False),
 )
 """How the editor groups :data:`FORM_FIELDS`: (heading, field paths, open at first)."""
 
@@ -509,7 +514,7 @@ def section_rows(paths: Sequence[str]) -> list[list[FormField]]:
     pending: list[FormField] = []
     for path in paths:
         f = by_path[path]
-        if f.kind in ("long", "lines", "facts"):
+        if f.kind in ("long", "lines", "facts", "behaviours"):
             if pending:
                 rows.append(pending)
                 pending = []
@@ -584,6 +589,8 @@ def form_to_data(values: Sequence[Any]) -> dict[str, Any]:
             value = _number(raw, f.kind)
         elif f.kind == "lines":
             value = _lines(raw) or None
+        elif f.kind == "behaviours":
+            value = behaviours_from_text(raw) or None
         else:
             value = _facts(raw) or None
         if value is None:
@@ -659,6 +666,8 @@ def yaml_to_form(text: str) -> list[Any]:
             out.append(v if isinstance(v, int | float) and not isinstance(v, bool) else None)
         elif f.kind == "lines":
             out.append("\n".join(_text(x) for x in v) if isinstance(v, list) else _text(v))
+        elif f.kind == "behaviours":
+            out.append(behaviours_text(v))
         else:
             out.append(_facts_text(v))
     return out
@@ -675,6 +684,52 @@ def _facts_text(value: Any) -> str:
         topics = f.get("topics")
         topic_text = ", ".join(map(str, topics)) if isinstance(topics, list) else _text(topics)
         lines.append(f"{_text(f.get('id'))} | {_text(f.get('fact'))} | {topic_text}")
+    return "\n".join(lines)
+
+
+_BEHAVIOUR_DATA = {
+    "tangential": "grievance",
+    "interrupts": "second_problem",
+    "vague": "detail",
+    "non_native": "first_language",
+}
+"""The one text each behaviour kind takes in the form (vague takes topics after it)."""
+
+
+def behaviours_from_text(value: Any) -> list[dict[str, Any]]:
+    """The form's behaviour lines (``kind | text``, vague ``kind | detail | topics``) as
+    persona data. Text given to a kind that takes none is kept as ``text``, for validation to
+    name."""
+    out = []
+    for line in _lines(value):
+        parts = [p.strip() for p in line.split("|")]
+        item: dict[str, Any] = {"kind": parts[0]}
+        rest = [p for p in parts[1:] if p]
+        key = _BEHAVIOUR_DATA.get(parts[0], "text")
+        if rest:
+            item[key] = rest[0]
+        if parts[0] == "vague" and len(rest) > 1:
+            item["topics"] = [t.strip() for t in "|".join(rest[1:]).split(",") if t.strip()]
+        elif len(rest) > 1:
+            item[key] = " | ".join(rest)
+        out.append(item)
+    return out
+
+
+def behaviours_text(value: Any) -> str:
+    """Persona behaviour data as the form's lines."""
+    if not isinstance(value, list):
+        return _text(value)
+    lines = []
+    for b in value:
+        if not isinstance(b, Mapping):
+            lines.append(_text(b))
+            continue
+        parts = [_text(b.get("kind"))]
+        parts += [_text(v) for k, v in b.items() if k not in ("kind", "topics")]
+        if isinstance(b.get("topics"), list):
+            parts.append(", ".join(map(str, b["topics"])))
+        lines.append(" | ".join(parts))
     return "\n".join(lines)
 
 
@@ -793,6 +848,8 @@ __all__ = [
     "StatusKind",
     "archetype_choices",
     "assignment_choices",
+    "behaviours_from_text",
+    "behaviours_text",
     "blank_form",
     "can_publish",
     "check_report_html",

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cli import app
@@ -18,6 +19,7 @@ from sim.probe_check import (
     question_for,
     render_text,
 )
+from tests.behaviour_fakes import NoteFollower
 
 CALM = "I just want this sorted."
 BILL = "confused_energy_bill"
@@ -39,9 +41,11 @@ def variant(practice: Practice, new_id: str, edit: tuple[str, str]) -> Persona:
 def test_a_shipped_persona_passes_every_check(
     practice: Practice, fake: ScriptedChatModel, pid: str
 ) -> None:
-    fake.enqueue([CALM] * 60)
+    persona = practice.personas[pid]
+    # a model that does what the director's notes say (and otherwise says something plain)
+    fake.enqueue([NoteFollower(persona)] * 90)
     report = check_persona(practice, pid)
-    assert [c.name for c in report.checks] == NAMES
+    assert [c.name for c in report.checks] == NAMES + (["behaviours"] if persona.behaviours else [])
     assert report.passed, render_text(report)
     assert report.persona_id == pid
     assert report.persona_version == practice.personas[pid].version
@@ -55,7 +59,7 @@ def test_a_shipped_persona_passes_every_check(
     ]
     # every check ran in its own ended session(s)
     sessions = practice.store.list_sessions()
-    assert len(sessions) == 2 + len(facts.parts) + 4
+    assert len(sessions) == 2 + len(facts.parts) + 4 + len(persona.behaviours)
     assert all(s.status == "ended" for s in sessions)
 
 
@@ -218,3 +222,74 @@ def test_personas_check_cli_fails_on_a_broken_model(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["personas", "check", BILL], env=env)
     assert res.exit_code == 1, res.output
     assert any(ln.startswith("FAIL  in_character") for ln in res.output.splitlines())
+
+
+# --- behaviours -----------------------------------------------------------------------------
+EVERY_BEHAVIOUR = [
+    {"kind": "impatient"},
+    {"kind": "tangential", "grievance": "Last winter you billed me for a house I had left."},
+    {"kind": "vague", "detail": "The account number is BW-77120.", "topics": ["account number"]},
+    {"kind": "repeats"},
+    {"kind": "interrupts", "second_problem": "And your app says my password is wrong."},
+    {"kind": "non_native", "first_language": "Polish"},
+]
+
+
+def with_behaviours(
+    practice: Practice, new_id: str, items: list[dict[str, object]], extra: str = ""
+) -> Persona:
+    text = (PERSONA_DIR / f"{BILL}.yaml").read_text(encoding="utf-8") + extra
+    text += yaml.safe_dump({"behaviours": items}, sort_keys=False)
+    persona = parse_persona(text, new_id, f"{new_id}.yaml")
+    practice.personas[new_id] = persona
+    return persona
+
+
+def test_each_behaviour_is_verified_in_its_own_session(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    persona = with_behaviours(practice, "bill_every", EVERY_BEHAVIOUR)
+    fake.enqueue([NoteFollower(persona)] * 120)
+    report = check_persona(practice, persona.id)
+    assert report.passed, render_text(report)
+    part = report.get("behaviours")
+    assert [p.name for p in part.parts] == [b["kind"] for b in EVERY_BEHAVIOUR]
+    assert part.detail == "6/6 behaviours switched on and shown"
+    vague = next(p for p in part.parts if p.name == "vague")
+    assert vague.detail.startswith("shown at turn 1, 2") and "account number is BW" in vague.detail
+
+
+def test_a_model_that_ignores_the_notes_fails_each_behaviour_it_should_show(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    persona = with_behaviours(practice, "bill_ignores", EVERY_BEHAVIOUR)
+    fake.enqueue([CALM] * 120)
+    report = check_persona(practice, persona.id)
+    assert {c.name for c in report.checks if not c.passed} == {"behaviours"}, render_text(report)
+    parts = {p.name: p for p in report.get("behaviours").parts}
+    # the plain line never pushes about time, nor brings up the grievance or second problem
+    for kind in ("impatient", "tangential", "repeats", "interrupts"):
+        assert not parts[kind].passed and "switched on at turn" in parts[kind].detail, kind
+    assert "asking when or how long" in parts["impatient"].detail
+    assert "older grievance" in parts["tangential"].detail
+    # it never gives the detail either; the note was in effect, so non_native holds
+    assert not parts["vague"].passed and "the detail given" in parts["vague"].detail
+    assert parts["non_native"].passed
+    assert "5 of 6 behaviours not shown" in report.get("behaviours").detail
+
+
+def test_a_behaviour_that_never_gets_its_moment_fails(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    # a customer who barely stirs never reaches the distress impatience needs, and a vague
+    # detail whose topics no question can name is never asked for
+    persona = with_behaviours(
+        practice,
+        "bill_never",
+        [{"kind": "impatient"}, {"kind": "vague", "detail": "BW-77120", "topics": ["???"]}],
+        extra="mood:\n  escalate_rate: 0.1\n",
+    )
+    fake.enqueue([CALM] * 90)
+    parts = {p.name: p for p in check_persona(practice, persona.id).get("behaviours").parts}
+    assert parts["impatient"].detail == "never switched on in 5 agent turn(s)"
+    assert parts["vague"].detail == "never switched on in 2 agent turn(s): check its topics"
