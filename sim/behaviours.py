@@ -113,70 +113,31 @@ class TurnView:
     """Whether the agent's message asks about any of these topics (the director's reading)."""
 
 
-_STOP = frozenset(
-    [
-        "about",
-        "after",
-        "again",
-        "also",
-        "been",
-        "before",
-        "being",
-        "could",
-        "does",
-        "doing",
-        "done",
-        "from",
-        "have",
-        "just",
-        "like",
-        "made",
-        "make",
-        "more",
-        "much",
-        "need",
-        "only",
-        "over",
-        "said",
-        "same",
-        "some",
-        "still",
-        "than",
-        "that",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "very",
-        "want",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "will",
-        "with",
-        "would",
-        "your",
-        "yours",
-    ]
+_STOP_TEXT = (
+    "about after again also and any are been before being but can could did does doing "
+    "done for from get got had has have her hers him his how its just like made make may "
+    "more much need not now off one only our out over own said same say see she some "
+    "still than that the their them then there these they this too very want was way "
+    "were what when where which who why will with would yes yet you your yours"
 )
+_STOP = frozenset(_STOP_TEXT.split())
 
 
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]  # "logged" -> "logg" -> "log"
     return word
 
 
 def content_words(text: str) -> set[str]:
-    """Stemmed words of four letters or more that are not common filler, plus numbers."""
+    """Stemmed words of three letters or more that are not common filler, plus numbers
+    ("logged" and "log in" share "log")."""
     words = re.findall(r"[a-z0-9£$€]+", text.lower().replace("\u2019", "'"))
-    return {_stem(w) for w in words if (len(w) >= 4 and w not in _STOP) or w.isdigit()}
+    return {_stem(w) for w in words if (len(w) >= 3 and w not in _STOP) or w.isdigit()}
 
 
 def mentions(reply: str, text: str, need: int = 2) -> bool:

@@ -142,3 +142,31 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
     h += [Message("customer", first.text), Message("agent", "When did it start?")]
     CustomerTurn(tiny, p, h).run()
     assert len(cache.cache_state) <= before + 1
+
+
+def test_a_scheduled_behaviour_shows_up_on_the_embedded_model(qwen: LlamaCppChat) -> None:
+    """The director switches Daniel's second problem on at its turn, and the embedded model,
+    told so in the turn's note, brings it up (as the probe check reads it)."""
+    from sim.behaviour_evidence import shows
+    from sim.behaviours import first_turn
+    from sim.director import Director, Signals, directive
+    from sim.realism import Granted
+    from sim.simulator import GuardContext
+
+    p = PERSONAS["rushed_airline_rebooking"]
+    d = Director(p)
+    at = first_turn(p.id, "interrupts")
+    state = d.start().model_copy(update={"turn": at - 1})
+    agent = "That sounds really stressful, I'm sorry. I'm checking tonight's flights for you now."
+    step = d.step(state, agent, Signals(listen=False, validate=True, cooperate=False, affirm=False))
+    assert [c.kind for c in step.behaviours] == ["interrupts"]
+    history = [Message("customer", p.opening_line), Message("agent", agent, directive(p, step, {}))]
+    guard = GuardContext(
+        locked=d.locked_facts(step.state),
+        mood=step.mood_after,
+        seed=step.turn,
+        granted=Granted.from_step(step),
+    )
+    reply = CustomerTurn(qwen, p, history, guard=guard).run()
+    assert not reply.fallback, reply
+    assert shows(p, step.behaviours[0], reply.text), reply.text
