@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,8 +306,10 @@ def suite_fidelity(
     probes: Sequence[str] | None = None,
     data: FidelityData | None = None,
     agents: dict[str, list[str]] | None = None,
+    on_persona: Callable[[dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]:
-    """Play the probe run and the three scripted agents for each persona and score them."""
+    """Play the probe run and the three scripted agents for each persona and score them.
+    ``on_persona`` gets the result so far after each persona (to keep a long run's work)."""
     unknown = [p for p in persona_ids if p not in practice.personas]
     if unknown:
         raise ValueError(f"no persona {', '.join(unknown)}; see `rapport personas list`")
@@ -335,20 +337,26 @@ def suite_fidelity(
         )
         per_persona[pid] = s
         rows += mine
+        if on_persona is not None:
+            on_persona(_result(len(messages), per_persona, rows))
+    return _result(len(messages), per_persona, rows)
+
+
+def _result(probes: int, per_persona: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     overall = _summary(rows, None)
     n = len(per_persona)
     overall["ordering"] = sum(s["ordered"] for s in per_persona.values()) / n if n else None
     out: dict[str, Any] = {
         "suite": "fidelity",
-        "probes": len(messages),
+        "probes": probes,
         "personas": list(per_persona),
         "overall": overall,
-        "per_persona": per_persona,
+        "per_persona": dict(per_persona),
         "targets": targets(overall),
         "failures": [
             r for r in rows if r["after"] or (r["source"] == "probe" and not r["in_character"])
         ],
-        "rows": rows,
+        "rows": list(rows),
     }
     out["met"] = all(t["met"] for t in out["targets"].values() if t["met"] is not None)
     return out
@@ -424,7 +432,9 @@ def fidelity_markdown(res: dict[str, Any]) -> str:
         f"{len(pp)} personas x ({res['probes']} probe messages in a row + the validating, "
         f"dismissive and neutral scripted agents) = {o['replies']} customer replies "
         f"({o['probe_replies']} to probes). Before repair: the model's first attempt, as the "
-        "simulator logged it; after: the reply shown.",
+        "simulator logged it; after: the reply shown. In character: the reply shown came from "
+        "the model (first attempt, repaired or asked again) and passes the guard; a fallback "
+        "line counts as a miss, as in the guard report.",
         "",
         "| target | result | |",
         "|---|---|---|",
@@ -572,7 +582,10 @@ def summary_line(res: dict[str, Any]) -> str:
 
 
 def run_cli(practice: Practice, persona_ids: Sequence[str], limit: int | None, out: Path) -> str:
-    """What ``rapport eval --suite fidelity`` does: run, write the report, return the line."""
-    res = suite_fidelity(practice, persona_ids, limit=limit)
+    """What ``rapport eval --suite fidelity`` does: run, write the report (after every persona,
+    so an interrupted run keeps what it measured), return the line."""
+    res = suite_fidelity(
+        practice, persona_ids, limit=limit, on_persona=lambda part: write_report(part, out)
+    )
     md = write_report(res, out)
     return f"{summary_line(res)}\nreport {md}"

@@ -170,6 +170,7 @@ def test_ordering_fails_when_the_agents_are_swapped(
     practice: Practice, fake: ScriptedChatModel
 ) -> None:
     fake.enqueue([f"Reply {w} here, still waiting." for w in "abcdefghijklmnopqrst"])
+    seen: list[dict[str, object]] = []
     res = fs.suite_fidelity(
         practice,
         [PID],
@@ -177,7 +178,9 @@ def test_ordering_fails_when_the_agents_are_swapped(
         probes=[],
         data=DATA,
         agents={"good": BAD, "bad": GOOD, "mixed": ["-"]},
+        on_persona=seen.append,
     )
+    assert [s["personas"] for s in seen] == [[PID]]  # the partial result after each persona
     assert res["per_persona"][PID]["ordered"] is False
     assert res["targets"]["ordering"] == {
         "label": "ordering correct for 100% of personas",
