@@ -60,8 +60,9 @@ def trace_points(
     ``delta``, ``cause`` / ``kind`` / ``label`` (the main cause of the move, if any),
     ``labels`` (every cause that pushed the same way),
     ``evidence`` (the agent's words the grader quoted for it; for a persona rule, the probe
-    or an idle turn, the agent's message itself when ``agent_texts`` is given) and
-    ``agent_idx`` (the agent turn's index in the stored session).
+    or an idle turn, the agent's message itself when ``agent_texts`` is given),
+    ``agent_idx`` (the agent turn's index in the stored session) and ``behaviours`` (the
+    persona's behaviours the director switched on for the reply, see ``sim/behaviours.py``).
     """
     points: list[dict[str, Any]] = [
         {
@@ -74,6 +75,7 @@ def trace_points(
             "labels": [],
             "evidence": None,
             "agent_idx": None,
+            "behaviours": [],
         }
     ]
     for n, (idx, step) in enumerate(steps, start=1):
@@ -94,6 +96,7 @@ def trace_points(
                 "labels": list(dict.fromkeys(labels)),
                 "evidence": evidence,
                 "agent_idx": idx,
+                "behaviours": [c.kind for c in step.behaviours],
             }
         )
     return points

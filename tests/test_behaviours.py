@@ -352,6 +352,20 @@ def test_each_timed_behaviour_is_scheduled_recorded_and_shows_up(
     assert not shows(persona, cue, "Okay, fine.")
 
 
+def test_the_trace_shows_which_behaviours_were_on(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    from sim.practice import PracticeSession
+    from sim.trace import trace_points
+
+    persona = with_behaviours([ALL[3]]).model_copy(update={"id": "bill_trace"})
+    fake.enqueue(["Okay, go on then.", "I said, the bill is £486.72 and I pay £78."])
+    play(practice, persona, ["What happened?", "One moment, please."])
+    sid = practice.store.list_sessions()[0].id
+    points = trace_points(persona.emotional_baseline, PracticeSession(practice, sid).steps())
+    assert [p["behaviours"] for p in points] == [[], [], ["repeats"]]
+
+
 def test_vague_withholds_then_gives_the_detail_in_a_session(
     practice: Practice, fake: ScriptedChatModel
 ) -> None:
