@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,7 @@ def _rows(practice: Practice, session: PracticeSession, source: str) -> list[dic
                 "after": sorted(shown_kinds(t.text, ctx)),
                 "premature": premature(t.text, ctx),
                 "mood": step.mood_after,
+                "behaviours": list(agent.meta.get("behaviours", [])),
                 "interventions": t.meta.get("guard", []),
             }
         )
@@ -272,6 +274,8 @@ def _summary(rows: list[dict[str, Any]], persona: Persona | None) -> dict[str, A
             for k in KINDS
         },
         "distinct_2": distinct_2(r["reply"] for r in rows),
+        # replies the director scheduled a switchable behaviour for, by behaviour
+        "behaviours": dict(Counter(b for r in rows for b in r.get("behaviours", []))),
         "premature_satisfaction": {
             "n": len(neutral),
             "before": rate(["ungranted_thanks" in r["before"] for r in neutral]),
@@ -468,6 +472,17 @@ def fidelity_markdown(res: dict[str, Any]) -> str:
         f"| {'–' if d2 is None else f'{d2:.2f}'} | {o['length']['median']} | {_pct(o['length']['within'])} "
         f"| {_pct(o['premature_satisfaction']['after'])} | | | | {_pct(o.get('ordering'))} |"
     )
+    switched = {pid: s["behaviours"] for pid, s in pp.items() if s.get("behaviours")}
+    if switched:
+        lines += [
+            "",
+            "Switchable behaviours the director scheduled (replies): "
+            + "; ".join(
+                f"{pid}: " + ", ".join(f"{k} {n}" for k, n in sorted(b.items()))
+                for pid, b in switched.items()
+            )
+            + ".",
+        ]
     lines += [
         "",
         "Realism checks, share of replies flagged before repair → after (the reply shown):",
