@@ -18,8 +18,14 @@ engine (``sim/llama_engine.py``), is measured against it under load in ``bench/l
    does while the trainee reads), against turn 1 cold from step 1.
 4. Two sessions with different personas alternating turns, with the ``LlamaRAMCache`` on
    and off: TTFT of turns 2..N in each.
+5. The realism checks' cost (``sim/realism.py``), same run: each turn of step 1 also runs
+   through the app path with the checks off (``GuardContext(realism=False)``, the character
+   guard still on), from the same model state and cache. The app's TTFT is its first
+   released sentence, so the turn-5 ratio on/off is the first-sentence latency the checks
+   add. ``--no-realism-baseline`` skips it.
 
-Targets (issue): on 2 cores, turn-5 TTFT <= 1.5 s, and app path <= 1.10x raw.
+Targets (issue): on 2 cores, turn-5 TTFT <= 1.5 s, app path <= 1.10x raw, and turn-5
+first-sentence latency with the realism checks <= 1.10x without them.
 Nothing is asserted; figures are printed and written to ``bench/results/chat_latency.json``.
 """
 
@@ -64,6 +70,7 @@ PERSONA_A = "irate_broadband_outage"
 PERSONA_B = "confused_energy_bill"
 TTFT_TURN5_TARGET_S = 1.5
 APP_OVER_RAW_TARGET = 1.10
+REALISM_ON_OFF_TARGET = 1.10
 
 # What a trainee might type, turn by turn. Unknown personas get the generic script.
 AGENT_SCRIPTS: dict[str, list[str]] = {
@@ -258,19 +265,26 @@ def count_tokens(llm: Llama, text: str) -> int:
 
 
 def app_turn(
-    b: Bench, persona: Persona, history: list[Message], n: int, ttft_only: bool = False
+    b: Bench,
+    persona: Persona,
+    history: list[Message],
+    n: int,
+    ttft_only: bool = False,
+    realism: bool = True,
 ) -> tuple[TurnTiming, Any]:
     """One reply through the app path; returns the timing and the ``CustomerTurn``.
 
     ``ttft_only`` stops reading after the first streamed piece (closing the stream, as a
     client that disconnects would): used where only TTFT is reported, to save decode time.
+    ``realism=False`` turns the realism checks off (the bench's baseline only; the app
+    always runs them). No director runs here, so thanks are not checked either way.
     """
-    from sim.simulator import CustomerTurn
+    from sim.simulator import CustomerTurn, GuardContext
 
     b.probe.mark()
     c0 = cpu_time()
     t0 = time.perf_counter()
-    turn = CustomerTurn(b.chat, persona, history)
+    turn = CustomerTurn(b.chat, persona, history, guard=GuardContext(realism=realism))
     first: float | None = None
     visible: float | None = None
     pieces = 0
@@ -384,10 +398,19 @@ def restore(b: Bench, snap: Snapshot | None) -> None:
 
 
 def measure_pairs(
-    b: Bench, persona: Persona, agent_msgs: Sequence[str], repeats: int
-) -> tuple[list[TurnTiming], list[TurnTiming], list[list[dict[str, str]]], list[str]]:
+    b: Bench,
+    persona: Persona,
+    agent_msgs: Sequence[str],
+    repeats: int,
+    realism_baseline: bool = True,
+) -> tuple[
+    list[TurnTiming], list[TurnTiming], list[list[dict[str, str]]], list[str], list[TurnTiming]
+]:
     """The scripted conversation; every turn is run twice from the same starting point, once
     through the app path and once raw, and the app's reply is fed back into the history.
+    With ``realism_baseline`` a third run, the app path with the realism checks off, starts
+    from the same point too; the three take turns at going first. Returns the app, raw and
+    (empty without the baseline) realism-off timings.
 
     Fairness: both run on the same Llama instance (same weights, threads and n_batch; no
     second 1.1 GB copy competing for RAM). Turn 1 of each starts from a freshly reset model
@@ -405,37 +428,49 @@ def measure_pairs(
 
     app_runs: list[list[TurnTiming]] = []
     raw_runs: list[list[TurnTiming]] = []
+    off_runs: list[list[TurnTiming]] = []
     orders: list[str] = []
+    kinds = ("app", "raw", "off") if realism_baseline else ("app", "raw")
     prompts: list[list[dict[str, str]]] = []
     for r in range(repeats):
         b.fresh()
         history = [Message("customer", persona.opening_line)]
         app_t: list[TurnTiming] = []
         raw_t: list[TurnTiming] = []
+        off_t: list[TurnTiming] = []
         for n, text in enumerate(agent_msgs, 1):
             history.append(Message("agent", text))
             messages = to_openai_messages(build_messages(persona, history))
             before = snapshot(b) if n > 1 else None
-            order = ("app", "raw") if (n + r) % 2 == 1 else ("raw", "app")
+            # rotate which path goes first (two paths: they alternate, as before)
+            k = (n + r - 1) % len(kinds)
+            order = kinds[k:] + kinds[:k]
             orders.append("-".join(order))
             app_after: Snapshot | None = None
             a: TurnTiming | None = None
             w: TurnTiming | None = None
+            o: TurnTiming | None = None
             for i, which in enumerate(order):
-                if i == 1:
+                if i >= 1:
                     restore(b, before)
-                if which == "app":
-                    a, turn = app_turn(b, persona, history, n)
+                if which in ("app", "off"):
+                    on = which == "app"
+                    t, turn = app_turn(b, persona, history, n, realism=on)
                     if to_openai_messages(turn.messages) != messages:
                         raise RuntimeError("CustomerTurn sent a different prompt than expected")
-                    if i == 0:
+                    if on and i < len(order) - 1:
                         app_after = snapshot(b)
-                    progress("app", a)
+                    progress("app" if on else "app, realism off", t)
+                    if on:
+                        a = t
+                    else:
+                        o = t
                 else:
                     w = raw_turn(b, messages, n)
                     progress("raw", w)
             assert a is not None and w is not None
-            if order[-1] == "raw" and w.raw_text != a.raw_text and app_after is not None:
+            last = {"raw": w, "off": o}.get(order[-1])
+            if last is not None and last.raw_text != a.raw_text and app_after is not None:
                 restore(b, app_after)  # continue from the app's reply, which goes in the history
             del before, app_after
             if r == 0:
@@ -443,9 +478,13 @@ def measure_pairs(
             history.append(Message("customer", a.reply))
             app_t.append(a)
             raw_t.append(w)
+            if o is not None:
+                off_t.append(o)
         app_runs.append(app_t)
         raw_runs.append(raw_t)
-    return _median_turns(app_runs), _median_turns(raw_runs), prompts, orders
+        off_runs.append(off_t)
+    off = _median_turns(off_runs) if realism_baseline else []
+    return _median_turns(app_runs), _median_turns(raw_runs), prompts, orders, off
 
 
 def _sum(xs: Sequence[float | None]) -> float | None:
@@ -607,6 +646,7 @@ def run(
     threads: int | None = None,
     n_ctx: int = 4096,
     model: Path | None = None,
+    realism_baseline: bool = True,
 ) -> dict[str, Any]:
     from common.settings import Settings
     from sim.local_llm import LlamaCppChat, load_llama
@@ -637,7 +677,9 @@ def run(
     try:
         warm_up_s = _warm_up(b)
         agent_msgs = script_for(persona.id, turns)
-        app, raw, prompts, order = measure_pairs(b, persona, agent_msgs, repeats)
+        app, raw, prompts, order, off = measure_pairs(
+            b, persona, agent_msgs, repeats, realism_baseline
+        )
         pre = measure_prewarm(b, persona, agent_msgs[0]) if prewarm else None
         inter = (
             measure_interleave(b, [persona, personas[second_persona_id]], interleave_turns)
@@ -650,18 +692,21 @@ def run(
         llm.set_cache(app_cache)
 
     per_turn = []
-    for a, r in zip(app, raw, strict=True):
-        per_turn.append(
-            {
-                "turn": a.turn,
-                "app": a.as_dict(),
-                "raw": r.as_dict(),
-                "ttft_ratio": ratio(a.ttft_s, r.ttft_sentence_s),
-                "ttft_ratio_vs_raw_first_token": ratio(a.ttft_s, r.ttft_s),
-                "total_ratio": ratio(a.total_s, r.total_s),
-                "same_text": a.raw_text == r.raw_text,
-            }
-        )
+    for i, (a, r) in enumerate(zip(app, raw, strict=True)):
+        row: dict[str, Any] = {
+            "turn": a.turn,
+            "app": a.as_dict(),
+            "raw": r.as_dict(),
+            "ttft_ratio": ratio(a.ttft_s, r.ttft_sentence_s),
+            "ttft_ratio_vs_raw_first_token": ratio(a.ttft_s, r.ttft_s),
+            "total_ratio": ratio(a.total_s, r.total_s),
+            "same_text": a.raw_text == r.raw_text,
+        }
+        if off:
+            row["app_realism_off"] = off[i].as_dict()
+            row["realism_ttft_ratio"] = ratio(a.ttft_s, off[i].ttft_s)
+            row["realism_same_text"] = a.raw_text == off[i].raw_text
+        per_turn.append(row)
     app_ttft = _sum([t.ttft_s for t in app])
     # The app shows a reply a checked sentence at a time, so its TTFT is compared with the
     # raw stream's first complete sentence; the raw first token is kept in the JSON.
@@ -718,6 +763,28 @@ def run(
             baseline_name="raw llama-cpp-python",
         ),
     ]
+    if off:
+        five = min(5, len(app))
+        figs.append(
+            figure(
+                f"turn-{five} first-sentence latency, realism checks on (app)",
+                app[five - 1].ttft_s,
+                "s",
+                baseline=off[five - 1].ttft_s,
+                baseline_name="same turn, app path with the realism checks off",
+                target=REALISM_ON_OFF_TARGET,
+                target_on="ratio",
+            )
+        )
+        figs.append(
+            figure(
+                f"TTFT sum turns 1-{last}, realism checks on (app)",
+                app_ttft,
+                "s",
+                baseline=_sum([t.ttft_s for t in off]),
+                baseline_name="app path with the realism checks off",
+            )
+        )
     if pre is not None:
         figs += [
             figure(
@@ -778,6 +845,7 @@ def run(
             "n_threads_batch": int(llm.n_threads_batch),
             "n_ctx": n_ctx,
             "repeats": repeats,
+            "realism_baseline": bool(off),
             "run_order_per_turn": order,
             "sampling": {k: v for k, v in chat._params(None).items() if k != "stop"},
             "app_cache_class": type(app_cache).__name__ if app_cache is not None else None,
@@ -801,6 +869,20 @@ def run(
             "raw_cpu_sum_s": sum(t.cpu_s for t in raw),
             "app_cores_busy": ratio(sum(t.cpu_s for t in app), app_total),
             "raw_cores_busy": ratio(sum(t.cpu_s for t in raw), raw_total),
+            "realism_off_ttft_sum_s": _sum([t.ttft_s for t in off]) if off else None,
+            # turn 5, or the last turn of a shorter chat; CPU time (whole turn) as a cross-check
+            # when other load on the machine makes wall-clock times noisy
+            "realism_turn": min(5, len(app)) if off else None,
+            "realism_turn5_ttft_ratio": (
+                ratio(app[min(5, len(app)) - 1].ttft_s, off[min(5, len(off)) - 1].ttft_s)
+                if off
+                else None
+            ),
+            "realism_turn5_cpu_ratio": (
+                ratio(app[min(5, len(app)) - 1].cpu_s, off[min(5, len(off)) - 1].cpu_s)
+                if off
+                else None
+            ),
         },
         "prewarm": pre,
         "interleave": inter,
@@ -865,6 +947,28 @@ def report(res: dict[str, Any]) -> str:
         f"(x{fmt(s['ttft_ratio'])});  sum total app {fmt(s['app_total_sum_s'])} s vs raw "
         f"{fmt(s['raw_total_sum_s'])} s (x{fmt(s['total_ratio'])})"
     )
+    if s.get("realism_turn5_ttft_ratio") is not None:
+        rows = [
+            [
+                t["turn"],
+                t["app"]["ttft_s"],
+                t["app_realism_off"]["ttft_s"],
+                t["realism_ttft_ratio"],
+                t["app"]["cpu_s"],
+                t["app_realism_off"]["cpu_s"],
+                "yes" if t["realism_same_text"] else "no",
+            ]
+            for t in res["turns"]
+        ]
+        out += [
+            "\nrealism checks on vs off (app path, first released sentence):",
+            table(
+                rows, ["turn", "ttft on", "ttft off", "on/off", "cpu on", "cpu off", "same text"]
+            ),
+            f"turn-{s['realism_turn']} first-sentence latency ratio on/off: "
+            f"x{fmt(s['realism_turn5_ttft_ratio'])} (target <= {REALISM_ON_OFF_TARGET:.2f}); "
+            f"CPU time on/off x{fmt(s['realism_turn5_cpu_ratio'])}",
+        ]
     pre = res["prewarm"]
     if pre is not None:
         out.append(
@@ -939,9 +1043,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="times to play the conversation (app and raw per turn); per-turn medians are reported",
     )
     ap.add_argument("--no-prewarm", action="store_true", help="skip the prewarm check")
+    ap.add_argument(
+        "--no-realism-baseline",
+        action="store_true",
+        help="skip the app path with the realism checks off (the on/off latency ratio)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (app default)")
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--model", type=Path, default=None, help="GGUF (default: the app's)")
+    ap.add_argument(
+        "--results-name",
+        default=NAME,
+        help="write bench/results/NAME.json (e.g. to keep a partial run beside the full one)",
+    )
     a = ap.parse_args(argv)
     res = run(
         turns=a.turns,
@@ -954,8 +1068,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         threads=a.threads,
         n_ctx=a.n_ctx,
         model=a.model,
+        realism_baseline=not a.no_realism_baseline,
     )
-    path = write_results(NAME, res)
+    path = write_results(a.results_name, res)
     print(report(res))
     print(f"wrote {path}")
 
