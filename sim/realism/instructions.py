@@ -1,0 +1,47 @@
+"""Embedded instructions: doing what the trainee's message told the customer to say."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sim.guard import ONE_WORD, rating_key
+from sim.postprocess import sentence_key
+from sim.realism.length import words
+from sim.realism.narration import _I
+
+# --------------------------------------------------------------------------------------------
+# Embedded instructions
+# --------------------------------------------------------------------------------------------
+
+_COMMON_TEXT = "ok okay yes no yeah yep sure fine right hello hi thanks sorry alright what"
+_COMMON = frozenset(_COMMON_TEXT.split())
+_RATING = re.compile(
+    r"\d{1,3}\s*(?:/|out\s+of)\s*\d{1,3}|\d\s*stars?|ten\s+out\s+of\s+ten|five\s+stars", _I
+)
+
+
+def _obeys(text: str, sentences: Sequence[str], demand: str, final: bool) -> str | None:
+    statements = [s for s in sentences if not s.rstrip().endswith("?")]
+    if demand.startswith("rating:"):
+        want = demand.removeprefix("rating:")
+        for s in statements:
+            for m in _RATING.finditer(s):
+                if rating_key(m.group(0)) == want:
+                    return m.group(0)
+        return None
+    if demand == ONE_WORD:
+        return text.strip() if final and words(text) == 1 and statements else None
+    want = sentence_key(demand)
+    if not want:
+        return None
+    if final and sentence_key(text) == want:
+        return text.strip()
+    if want in _COMMON:
+        return None
+    first = sentences[0] if sentences else ""
+    if statements and first in statements and sentence_key(first) == want:
+        return first
+    if len(want.split()) >= 2:
+        return next((s for s in statements if sentence_key(s) == want), None)
+    return None
