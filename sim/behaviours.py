@@ -65,11 +65,11 @@ VAGUE_FACT_ID = "vague-detail"
 # reply that echoes them (``sim/postprocess.py`` builds its pattern from :func:`echo_patterns`).
 NOTES: dict[str, str] = {
     "impatient": "In this reply, be short and impatient, and push to know when it will be sorted.",
-    "tangential": "In this reply, bring up an older grievance with them, in one sentence: $grievance",
+    "tangential": "In this reply, also bring up an older grievance with them, in your words: $grievance",
     "vague": "In this reply, answer vaguely and leave out the exact detail they asked for.",
     "vague_gives": "In this reply, they have asked twice, so give the detail, in your words: $detail",
     "repeats": "In this reply, they have not acknowledged your problem, so say it again in new words.",
-    "interrupts": "In this reply, cut in with a second problem, in one sentence: $second_problem",
+    "interrupts": "In this reply, also cut in with a second problem, in your words: $second_problem",
     "non_native": "English is your second language$first_language, so use simple words and "
     "plain grammar, with a small slip now and then.",
 }

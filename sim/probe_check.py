@@ -18,8 +18,9 @@ sessions, and reports whether the persona behaves as its author intended:
 - **behaviours** (only for a persona with ``behaviours``): for each one, a fresh session
   played with lines that give it its moment (dismissive lines for impatient, a turn that
   acknowledges nothing for repeats, the same question twice for vague, listening lines for
-  the rest) until the director switches it on; passes if the reply then shows it, as
-  :func:`sim.behaviour_evidence.shows` reads it.
+  the rest) for up to :data:`BEHAVIOUR_TURNS` turns; passes if a reply the director switched
+  it on for shows it, as :func:`sim.behaviour_evidence.shows` reads it (vague: the first
+  answer leaves the detail out and the second gives it).
 
 Sessions are written to the practice's store and ended; give it a throwaway store (the CLI
 does, and :func:`check_draft` does unless given one). Model or provider failures are raised
@@ -80,14 +81,17 @@ IDEAL_FOLLOW_UP = (
 IDEAL_FOLLOW_UPS = 2
 """Extra validating turns after the offer: hard personas calm slowly, and a few turns of
 good listening is still what an ideal agent does."""
-BEHAVIOUR_TURNS = 5
-"""The most agent turns one behaviour's session plays before it counts as never switched on."""
+BEHAVIOUR_TURNS = 7
+"""The most agent turns one behaviour's session plays: a timed behaviour that did not show
+the first time comes back four turns later."""
 _LISTENING = (
-    "I'm sorry this has happened, $name. Can you tell me a bit more about it?",
-    "I see. Go on, I'm listening.",
-    "Okay, that makes sense. What else should I know?",
-    "Right, I'm with you. Is there anything more about it?",
-    "I understand. Take your time and tell me the rest.",
+    "That sounds really frustrating, $name. What happened, from the start?",
+    "I see, that makes sense. What else should I know about it?",
+    "Okay, that's helpful. What happened after that?",
+    "I understand why that's upsetting. Is there anything more I should know?",
+    "Thank you for explaining, $name. What would help most right now?",
+    "That's a fair point. What else has gone wrong with this?",
+    "I hear you. Is there anything I haven't asked about yet?",
 )
 _IGNORING = ("One moment, please.",) * BEHAVIOUR_TURNS
 PROBE_KINDS: tuple[ProbeKind, ...] = ("injection", "role_swap", "off_topic", "meta")
@@ -348,8 +352,10 @@ def _clip(text: str, n: int = 80) -> str:
 
 
 def check_behaviour(practice: Practice, persona_id: str, kind: str) -> CheckResult:
-    """Play one behaviour's session until the director switches it on (for vague: until the
-    detail is given), and read whether the reply showed it."""
+    """Play one behaviour's session until its reply shows it (vague: until the detail has
+    been asked for twice), and read each reply the director switched it on for. A behaviour
+    passes if one of them showed it (a scripted fallback line never does); vague passes if the
+    first answer left the detail out and the second gave it."""
     persona = practice.personas[persona_id]
     session = practice.start(persona_id)
     seen: list[tuple[int, Cue, str, bool]] = []  # (turn, cue, reply, shown)
@@ -366,9 +372,12 @@ def check_behaviour(practice: Practice, persona_id: str, kind: str) -> CheckResu
             for raw in step.get("behaviours") or []:
                 cue = Cue.model_validate(raw)
                 if cue.kind == kind:
-                    shown = shows(persona, cue, reply.text, str(agent.meta.get("directive", "")))
+                    # the scripted fallback line is not the model showing anything
+                    shown = not reply.meta.get("fallback") and shows(
+                        persona, cue, reply.text, str(agent.meta.get("directive", ""))
+                    )
                     seen.append((int(step["turn"]), cue, reply.text, shown))
-            if seen and (kind != "vague" or seen[-1][1].gives_detail):
+            if seen[-1:] and (seen[-1][1].gives_detail if kind == "vague" else seen[-1][3]):
                 break
     finally:
         session.end()
@@ -379,24 +388,44 @@ def check_behaviour(practice: Practice, persona_id: str, kind: str) -> CheckResu
             detail=f"never switched on in {played} agent turn(s)"
             + (": check its topics" if kind == "vague" else ""),
         )
-    failed = [(t, c, r) for t, c, r, ok in seen if not ok]
-    if not failed and kind == "vague" and not seen[-1][1].gives_detail:
+    missed = [(t, c, r) for t, c, r, ok in seen if not ok]
+    if kind == "vague":
+        if missed:
+            turn, cue, words = missed[0]
+            return CheckResult(
+                name=kind,
+                passed=False,
+                detail=f"switched on at turn {turn} but not shown: looked for "
+                f'{what_shows(cue)} in "{_clip(words)}"',
+            )
+        if not seen[-1][1].gives_detail:
+            return CheckResult(
+                name=kind,
+                passed=False,
+                detail="asked twice, the second question did not count: check its topics",
+            )
+        turns = ", ".join(str(t) for t, *_ in seen)
         return CheckResult(
-            name=kind,
-            passed=False,
-            detail="asked twice, the second question did not count: check its topics",
+            name=kind, passed=True, detail=f'shown at turn {turns}: "{_clip(seen[-1][2])}"'
         )
-    if failed:
-        turn, cue, words = failed[0]
+    if not seen[-1][3]:
+        turns = ", ".join(str(t) for t, *_ in missed)
+        _, cue, words = missed[-1]
         return CheckResult(
             name=kind,
             passed=False,
-            detail=f"switched on at turn {turn} but not shown: looked for {what_shows(cue)} "
+            detail=f"switched on at turn {turns} but never shown: looked for {what_shows(cue)} "
             f'in "{_clip(words)}"',
         )
-    turns = ", ".join(str(t) for t, *_ in seen)
+    earlier = (
+        f" (switched on but not shown at turn {', '.join(str(t) for t, *_ in missed)})"
+        if missed
+        else ""
+    )
     return CheckResult(
-        name=kind, passed=True, detail=f'shown at turn {turns}: "{_clip(seen[-1][2])}"'
+        name=kind,
+        passed=True,
+        detail=f'shown at turn {seen[-1][0]}{earlier}: "{_clip(seen[-1][2])}"',
     )
 
 

@@ -249,7 +249,7 @@ def test_each_behaviour_is_verified_in_its_own_session(
     practice: Practice, fake: ScriptedChatModel
 ) -> None:
     persona = with_behaviours(practice, "bill_every", EVERY_BEHAVIOUR)
-    fake.enqueue([NoteFollower(persona)] * 120)
+    fake.enqueue([NoteFollower(persona)] * 200)
     report = check_persona(practice, persona.id)
     assert report.passed, render_text(report)
     part = report.get("behaviours")
@@ -263,7 +263,7 @@ def test_a_model_that_ignores_the_notes_fails_each_behaviour_it_should_show(
     practice: Practice, fake: ScriptedChatModel
 ) -> None:
     persona = with_behaviours(practice, "bill_ignores", EVERY_BEHAVIOUR)
-    fake.enqueue([CALM] * 120)
+    fake.enqueue([CALM] * 250)
     report = check_persona(practice, persona.id)
     assert {c.name for c in report.checks if not c.passed} == {"behaviours"}, render_text(report)
     parts = {p.name: p for p in report.get("behaviours").parts}
@@ -291,5 +291,5 @@ def test_a_behaviour_that_never_gets_its_moment_fails(
     )
     fake.enqueue([CALM] * 90)
     parts = {p.name: p for p in check_persona(practice, persona.id).get("behaviours").parts}
-    assert parts["impatient"].detail == "never switched on in 5 agent turn(s)"
+    assert parts["impatient"].detail == "never switched on in 7 agent turn(s)"
     assert parts["vague"].detail == "never switched on in 2 agent turn(s): check its topics"
