@@ -293,3 +293,14 @@ def test_a_behaviour_that_never_gets_its_moment_fails(
     parts = {p.name: p for p in check_persona(practice, persona.id).get("behaviours").parts}
     assert parts["impatient"].detail == "never switched on in 7 agent turn(s)"
     assert parts["vague"].detail == "never switched on in 2 agent turn(s): check its topics"
+
+
+def test_a_scripted_fallback_line_never_counts_as_showing_a_behaviour(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    # every reply breaks character, so every reply the trainee sees is the stock line, which
+    # may well sound impatient ("I need this fixed now"): the model showed nothing
+    persona = with_behaviours(practice, "bill_stock", [{"kind": "impatient"}])
+    fake.enqueue(["As an AI, I can't help with that."] * 200)
+    part = check_persona(practice, persona.id).get("behaviours").parts[0]
+    assert not part.passed and "never shown" in part.detail
