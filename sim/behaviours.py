@@ -19,9 +19,10 @@ actor gets one short sentence for it in the turn's note (:data:`NOTES`):
 - **non_native**: a manner, not a move: on every reply.
 
 At most :data:`MAX_MOVES` behaviours besides ``non_native`` show on one reply (one fewer when
-the reply also releases a hidden fact), in the order above, vague first (it answers the
-agent's question); one left out is still due on the next turn. Nothing shows on a reply that
-ends the chat or answers a probe. Which of turn 2 or 3 comes from the persona id, so a persona
+the reply also releases a hidden fact), taken in this order: vague (it answers the agent's
+question, so it always fits), repeats, impatient, interrupts, tangential; one left out is
+still due on the next turn. A reply that answers a probe shows none of them, and one that
+ends the chat none but a detail asked for the second time. Which of turn 2 or 3 comes from the persona id, so a persona
 always gets the same schedule for the same conversation.
 
 Nothing here samples or calls a model. Whether a reply showed a behaviour is read by
