@@ -528,6 +528,10 @@ def fidelity_plots(res: dict[str, Any], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    def short(pid: str) -> str:
+        return "_".join(pid.split("_")[:2])
 
     paths: list[Path] = []
     o = res["overall"]
@@ -549,7 +553,8 @@ def fidelity_plots(res: dict[str, Any], out: Path) -> list[Path]:
     pids = list(res["per_persona"])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(pids)), 3.8))
     data = [[r["words"] for r in res["rows"] if r["persona"] == p] or [0] for p in pids]
-    ax.boxplot(data, tick_labels=[p.split("_")[0] for p in pids])
+    ax.boxplot(data, tick_labels=[short(p) for p in pids])
+    ax.tick_params(axis="x", labelrotation=25, labelsize=8)
     for i, p in enumerate(pids, 1):
         low, high = res["per_persona"][p]["length"]["bounds"]
         ax.hlines([low, high], i - 0.4, i + 0.4, colors="grey", linestyles="--", lw=1)
@@ -564,10 +569,11 @@ def fidelity_plots(res: dict[str, Any], out: Path) -> list[Path]:
     for ax, agent in zip(np.atleast_1d(axes), AGENTS, strict=True):
         for p in pids:
             trace = res["per_persona"][p]["mood"][agent]["trace"]
-            ax.plot(range(len(trace)), trace, marker=".", lw=1, label=p.split("_")[0])
+            ax.plot(range(len(trace)), trace, marker=".", lw=1, label=short(p))
         ax.set_title(f"{agent} agent")
         ax.set_xlabel("agent turn")
         ax.set_ylim(0, 10.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     np.atleast_1d(axes)[0].set_ylabel("distress (director)")
     np.atleast_1d(axes)[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
