@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import sim.persona_repo as repo_mod
+import sim.persona_repo.repo as repo_mod  # where PersonaRepo looks up atomic_write
 from sim.persona import PERSONA_DIR, PersonaError, load_personas
 from sim.persona_repo import (
     ConflictError,

@@ -1,33 +1,4 @@
-"""A versioned persona repository: the storage behind the Persona Studio.
-
-Layout under ``root`` (normally ``personas/``)::
-
-    root/<id>.yaml                    the published persona (what the app and ``load_personas`` read)
-    root/_versions/<id>/<n>.yaml      every saved version, n = 1, 2, 3 ...
-    root/_versions/<id>/<n>.json      its sidecar (see :class:`VersionInfo`)
-    root/_versions/.lock              the repository's write lock (``fcntl.flock``)
-    root/_archive/<id>.yaml           an archived persona's published file
-
-Names starting with ``_`` are ignored by :func:`sim.persona.load_personas`, so the shipped
-personas and the loader keep working unchanged.
-
-How editing works, for a UI on top of this:
-
-1. ``text, persona = repo.get(id)`` opens the newest text; keep ``persona.version`` (its sha).
-2. ``repo.save_draft(id, new_text, author, base_sha=persona.version)`` stores a new version.
-   If someone else saved in between, it raises :class:`ConflictError` and stores nothing.
-   ``base_sha=None`` creates a new persona.
-3. ``repo.publish(id, n, author, check_passed=...)`` makes version ``n`` the live file. It needs
-   a passed ``rapport personas check`` (:func:`sim.probe_check.check_draft`) or a written
-   override reason.
-
-Every write goes to a temporary file in the same folder, is fsynced and then renamed over the
-target (``os.replace``), so a reader never sees half a file. A version's sidecar is written
-after its YAML: a version exists once its sidecar does. The base-sha compare and every write
-run under an exclusive lock on ``_versions/.lock``, so two processes can't both win a race.
-
-Ids are checked against :data:`sim.persona.SLUG` before any path is built from them.
-"""
+"""The repository: reading, writing, publishing and listing versioned personas."""
 
 from __future__ import annotations
 
@@ -35,179 +6,37 @@ import builtins
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from sim.persona import PERSONA_DIR, SLUG, Persona, PersonaError, parse_persona
-
-VERSIONS_DIR = "_versions"
-ARCHIVE_DIR = "_archive"
-LOCK_NAME = ".lock"
-SHIPPED_AUTHOR = "shipped"
-
-Status = Literal["published", "draft", "archived"]
-
-
-# --- errors ----------------------------------------------------------------------------------
-class RepoError(Exception):
-    """Base class for persona repository errors; the message is fit to show a trainer."""
-
-
-class InvalidId(RepoError, ValueError):
-    """The id is not a lowercase slug (``sim.persona.SLUG``); nothing was touched."""
-
-
-class NotFound(RepoError, LookupError):
-    """No persona (or no such version) with that id."""
-
-    def __str__(self) -> str:  # LookupError would quote the message like a dict key
-        return str(self.args[0]) if self.args else ""
-
-
-class ConflictError(RepoError):
-    """Someone saved a newer version since the editor opened this persona, or the id is taken."""
-
-
-class PublishRefused(RepoError):
-    """Publishing needs a passed check or a written override reason (or the persona is archived)."""
-
-
-class LockTimeout(RepoError):
-    """Another writer held the repository lock for too long."""
-
-
-# --- records ---------------------------------------------------------------------------------
-class VersionInfo(BaseModel):
-    """One saved version: the contents of ``_versions/<id>/<n>.json`` plus ``live``.
-
-    ``published`` means this version has been published at least once; ``live`` (computed,
-    not stored) means it is the text in ``root/<id>.yaml`` right now (or in the archive, for
-    an archived persona).
-    """
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    version: int = Field(ge=1)
-    sha: str = Field(description="sha256 prefix of the text, the same as Persona.version.")
-    saved_at: str = Field(description="ISO 8601, UTC.")
-    author: str
-    note: str = ""
-    published: bool = False
-    override_reason: str | None = Field(
-        None, description="Why it was published without a passed check (last publish)."
-    )
-    check_passed: bool | None = Field(None, description="Whether the check passed (last publish).")
-    published_at: str | None = None
-    published_by: str | None = None
-    live: bool = Field(False, description="Computed: this version is the published file now.")
-
-    def sidecar(self) -> dict[str, object]:
-        return self.model_dump(mode="json", exclude={"live"})
-
-
-class PersonaSummary(BaseModel):
-    """One row of :meth:`PersonaRepo.list`. Display fields come from the newest text."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    status: Status = Field(description="published, draft (never published) or archived.")
-    name: str = ""
-    archetype: str | None = None
-    difficulty: str | None = None
-    company: str = ""
-    product: str = ""
-    problem: str = ""
-    sha: str = Field(description="sha of the newest text: pass it as save_draft's base_sha.")
-    published_sha: str | None = Field(None, description="sha of the published (or archived) file.")
-    latest_version: int | None = Field(None, description="None: no saved history yet.")
-    unpublished_changes: bool = Field(
-        False, description="The newest text differs from the published one."
-    )
-    problems: list[str] = Field(
-        default_factory=list, description="Validation problems of the newest text, if any."
-    )
-
-
-# --- helpers ---------------------------------------------------------------------------------
-def text_sha(text: str) -> str:
-    """The content version of a persona text, as :func:`sim.persona.parse_persona` computes it."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def normalise_text(text: str) -> str:
-    """Unix newlines, as ``Path.read_text`` would give them back, so the sha is stable."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def check_id(persona_id: object) -> str:
-    """Return ``persona_id`` if it is a valid slug, else raise :class:`InvalidId`."""
-    if not isinstance(persona_id, str) or not SLUG.fullmatch(persona_id):
-        raise InvalidId(
-            f"{persona_id!r} is not a valid persona id: use 2-64 lowercase letters, digits, "
-            "- or _, starting with a letter or digit"
-        )
-    return persona_id
-
-
-def _check_n(n: object) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise NotFound(f"{n!r} is not a version number")
-    return n
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temp file in the same folder, fsync, rename.
-
-    On any failure the target is left as it was and the temp file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode())
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+from sim.persona_repo.files import (
+    _check_n,
+    _fsync_dir,
+    _now,
+    _read,
+    atomic_write,
+    check_id,
+    normalise_text,
+    text_sha,
+)
+from sim.persona_repo.records import (
+    ARCHIVE_DIR,
+    LOCK_NAME,
+    SHIPPED_AUTHOR,
+    VERSIONS_DIR,
+    ConflictError,
+    LockTimeout,
+    NotFound,
+    PersonaSummary,
+    PublishRefused,
+    RepoError,
+    Status,
+    VersionInfo,
+)
 
 
 # --- the repository --------------------------------------------------------------------------
@@ -657,19 +486,3 @@ class PersonaRepo:
                 continue
             out.append(s)
         return out
-
-
-__all__ = [
-    "ConflictError",
-    "InvalidId",
-    "LockTimeout",
-    "NotFound",
-    "PersonaRepo",
-    "PersonaSummary",
-    "PublishRefused",
-    "RepoError",
-    "VersionInfo",
-    "atomic_write",
-    "check_id",
-    "text_sha",
-]
