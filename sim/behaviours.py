@@ -131,12 +131,14 @@ def _stem(word: str) -> str:
             break
     if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
         word = word[:-1]  # "logged" -> "logg" -> "log"
+    elif len(word) > 3 and word.endswith("e"):
+        word = word[:-1]  # "charge" and "charged" -> "charg"
     return word
 
 
 def content_words(text: str) -> set[str]:
     """Stemmed words of three letters or more that are not common filler, plus numbers
-    ("logged" and "log in" share "log")."""
+    ("logged" and "log in" share "log", "charge" and "charged" share "charg")."""
     words = re.findall(r"[a-z0-9£$€]+", text.lower().replace("\u2019", "'"))
     return {_stem(w) for w in words if (len(w) >= 3 and w not in _STOP) or w.isdigit()}
 
