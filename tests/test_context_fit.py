@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 
-from sim.llama_engine import _dropped_span
+from sim.llama_engine.prefixes import _dropped_span
 from sim.local_llm import fit_to_context
 
 

@@ -10,7 +10,8 @@ from queue import Queue
 
 import pytest
 
-from sim.llama_engine import EngineError, LlamaEngine, Sampling, _Request
+from sim.llama_engine import EngineError, LlamaEngine, Sampling
+from sim.llama_engine.records import _Request
 from sim.local_llm import to_openai_messages
 from sim.persona import load_personas
 from sim.prompt import Message, build_messages
@@ -177,7 +178,7 @@ def test_a_resumed_history_is_warmed_but_never_written_to_disk(engine: LlamaEngi
     engine.warm(chat("grieving_cloud_photos", "I'm so sorry for your loss."), persist=False)
     assert reply(engine, chat("grieving_cloud_photos", "I'm so sorry for your loss.")).strip()
     assert engine.stats.prefix_saves == 0
-    assert not list(engine._prefix_dir.glob("*.state"))  # type: ignore[union-attr]
+    assert not list(engine.prefixes.folder.glob("*.state"))  # type: ignore[union-attr]
 
 
 @pytest.mark.real_model
@@ -290,7 +291,7 @@ def test_llama_cpp_log_goes_through_logging_with_its_real_levels(
 
     import llama_cpp
 
-    from sim import llama_engine
+    from sim.llama_engine import llama_glue as llama_engine
 
     llama_engine.route_llama_log(llama_cpp)
     cb = llama_engine._log_callback

@@ -1,220 +1,24 @@
-"""Continuous batching for the embedded model: several sessions decode in one llama.cpp step.
-
-One llama.cpp context holds up to ``n_slots`` conversations side by side (one sequence each,
-sharing a KV cache of ``n_ctx`` cells). A single worker thread owns the context. Every step it
-decodes one token for each reply in progress and, in the same batch, reads a chunk of any new
-prompt, so a trainee who just pressed Send waits for one chunk of their own prompt and a few
-shared steps, not for other trainees' whole replies. On 2 cores a step with four sequences
-costs about twice a step with one (measured in bench/load.py), so four sessions get roughly
-twice the tokens per second that one shared, locked model gives them.
-
-Prompt reuse: a request takes the idle slot whose tokens share the longest prefix with its
-prompt, so turn N of a chat reads only the new turn. Persona prompts are also kept on disk
-(``warm``): the state of a prompt prefix is saved once with ``llama_state_seq_save_file`` and
-loaded into a slot the next time any session starts with that persona, instead of reading
-~750 prompt tokens again (~10 s on 2 cores).
-
-Interface: :meth:`LlamaEngine.stream` yields text pieces for a list of chat messages and
-raises :class:`EngineError` for a request the engine can't serve (prompt too long).
-"""
+"""The engine: one model, one context, many sessions decoding together."""
 
 from __future__ import annotations
 
 import codecs
 import ctypes
-import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from sim.llama_engine.llama_glue import release_mapped_weights, route_llama_log
+from sim.llama_engine.prefixes import PrefixStates, _common_prefix, _dropped_span
+from sim.llama_engine.records import _DONE, EngineError, EngineStats, Sampling, _Request, _Slot
 from sim.postprocess import SENTENCE_END
 
-log = logging.getLogger(__name__)
-
-_DONE = object()
-
-
-class EngineError(RuntimeError):
-    """A request the engine could not serve; the message says why in plain words."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 160
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    json: bool = False
-
-
-@dataclass(eq=False)
-class _Request:
-    tokens: list[int]
-    sampling: Sampling
-    out: queue.Queue[Any]
-    priority: int = 0  # 0: a trainee waiting; 1: prewarm
-    save_at: int | None = None  # persist the state of tokens[:save_at] when it is read
-    arrived: float = field(default_factory=time.perf_counter)
-    assigned: float = 0.0
-    cancelled: bool = False
-    finished: bool = False
-    slot: _Slot | None = None
-    done_prompt: int = 0
-    generated: int = 0
-    next_token: int | None = None
-    sampler: Any = None
-    decoder: Any = None
-    held: str = ""
-    shown: str = ""  # text sent on so far, until its first sentence is complete
-    first_sentence: bool = False
-    reused: int = 0
-    timing: dict[str, float] | None = None  # this request's entry in ``EngineStats.recent``
-
-
-@dataclass(eq=False)
-class _Slot:
-    seq: int
-    tokens: list[int] = field(default_factory=list)  # what the KV cache holds for this sequence
-    request: _Request | None = None
-    last_used: float = 0.0
-
-
-@dataclass
-class EngineStats:
-    """Counters for tests and benchmarks."""
-
-    steps: int = 0
-    max_batch_seqs: int = 0
-    prompt_tokens_read: int = 0
-    prompt_tokens_reused: int = 0
-    prefix_loads: int = 0
-    prefix_saves: int = 0
-    evictions: int = 0
-    last_prompt_read: int = 0
-    deferred: int = 0  # times a reply already showing text sat out a step for newer ones
-    shared: int = 0  # prompts that started from a prefix copied from another sequence
-    shifted: int = 0  # conversations cut to fit the context whose cache was shifted, not re-read
-    # per trainee request, in seconds from arrival: a sequence assigned (wait_s), the prompt
-    # read (prompt_s), the first token (first_token_s, from assignment), the first complete
-    # sentence (sentence_s); tokens read and reused
-    recent: deque[dict[str, float]] = field(default_factory=lambda: deque(maxlen=256))
-
-
-def release_mapped_weights(model_path: Path) -> int:
-    """Drop this process's resident pages of the memory-mapped model file; returns bytes advised.
-
-    On x86 llama.cpp repacks most Q4_K weights into an interleaved copy at load time (anonymous
-    memory) and never reads the mapped original again, yet the pages it read to make the copy
-    stay counted in the process's RSS: ~0.7 GiB on Qwen 1.5B. ``MADV_DONTNEED`` on a read-only
-    file mapping only unmaps them; tensors still used from the file (token embeddings) fault
-    back in from the page cache on first use. Linux only; elsewhere a no-op.
-    """
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return 0
-    try:
-        target = str(model_path.resolve())
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        total = 0
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
-                parts = line.split(maxsplit=5)
-                if len(parts) == 6 and parts[5].strip() == target and "w" not in parts[1]:
-                    lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                    if madvise(lo, hi - lo, 4) == 0:  # MADV_DONTNEED
-                        total += hi - lo
-        return total
-    except (OSError, AttributeError, ValueError):
-        return 0
-
-
-# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
-# (llama-cpp-python's own callback still maps the older numbering and shows warnings as
-# errors while hiding real errors as debug, so it is replaced here.)
-_LOG_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-# A warning llama.cpp prints about the shipped Qwen file at every start, for a token type it
-# corrects itself: it changes nothing and only alarmed people.
-_HARMLESS = (b"control-looking token",)
-_log_callback: Any = None
-_log_last = logging.DEBUG
-
-
-def route_llama_log(llama_cpp: Any) -> None:
-    """Send llama.cpp's log through Python logging (logger ``llama_cpp``): warnings and
-    errors only, known-harmless lines at debug level."""
-    global _log_callback
-    if _log_callback is not None:
-        return
-    out = logging.getLogger("llama_cpp")
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, user_data: Any) -> None:
-        global _log_last
-        lvl = _log_last if level == 5 else _LOG_LEVELS.get(level, logging.DEBUG)
-        if any(h in text for h in _HARMLESS):
-            lvl = logging.DEBUG
-        _log_last = lvl
-        if lvl >= logging.WARNING and text.strip():
-            out.log(lvl, "%s", text.decode("utf-8", "replace").rstrip())
-
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    _log_callback = callback  # llama.cpp keeps only the pointer
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _dropped_span(
-    held: list[int], want: list[int], min_gain: int, slack: int = 16
-) -> tuple[int, int, int] | None:
-    """Where ``want`` continues the conversation in ``held`` with a span of its middle removed
-    (its oldest turns dropped to fit the context): ``(start, length, matched)``, meaning
-    ``held[start + length:][:matched] == want[start:][:matched]``, with ``matched`` at least
-    ``min_gain`` and running to the end of ``held`` (give or take ``slack`` tokens: the last
-    reply may tokenize differently when read back). None if there is no such span.
-
-    Requiring all of ``held``'s tail keeps another conversation that merely shares a few
-    messages (two trainees typing the same thing to one persona) from being taken."""
-    start = _common_prefix(held, want)
-    if start >= len(want) - 1 or start >= len(held):
-        return None
-    h = np.asarray(held, dtype=np.int64)
-    w = np.asarray(want[start:], dtype=np.int64)
-    for at in np.flatnonzero(h[start + 1 :] == w[0]):
-        j = int(at) + start + 1
-        n = min(len(h) - j, len(w))
-        if n < min_gain:
-            break
-        diff = np.flatnonzero(h[j : j + n] != w[:n])
-        matched = int(diff[0]) if len(diff) else n
-        if matched >= min_gain and j + matched >= len(h) - slack:
-            return start, j - start, matched
-    return None
-
-
-def _token_hash(tokens: list[int]) -> str:
-    return hashlib.sha256(np.asarray(tokens, dtype=np.int32).tobytes()).hexdigest()[:20]
+log = logging.getLogger("sim.llama_engine")
 
 
 class LlamaEngine:
@@ -276,10 +80,7 @@ class LlamaEngine:
         self._cv = threading.Condition()
         self.stats = EngineStats()
         self._tick = 0
-        self._prefix_dir = prefix_dir
-        self._max_prefix_files = max_prefix_files
-        self._prefixes: dict[int, set[str]] = {}  # prefix length -> token hashes on disk
-        self._scan_prefixes()
+        self.prefixes = PrefixStates(prefix_dir, max_prefix_files)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
         self._thread.start()
@@ -319,7 +120,7 @@ class LlamaEngine:
         tokens = self._shared_prefix(messages)
         if not tokens or len(tokens) + 1 > self.n_ctx_seq:
             return
-        if self._has_prefix(tokens):
+        if self.prefixes.has(tokens):
             return
         with self._cv:
             for r in self._pending + [s.request for s in self._slots if s.request]:
@@ -381,37 +182,8 @@ class LlamaEngine:
 
     # --- prefix states on disk -----------------------------------------------------------------
 
-    def _prefix_path(self, tokens: list[int]) -> Path | None:
-        if self._prefix_dir is None:
-            return None
-        return self._prefix_dir / f"{len(tokens)}-{_token_hash(tokens)}.state"
-
-    def _scan_prefixes(self) -> None:
-        if self._prefix_dir is None:
-            return
-        try:
-            self._prefix_dir.mkdir(parents=True, exist_ok=True)
-            for p in self._prefix_dir.glob("*.state"):
-                n, _, h = p.stem.partition("-")
-                if n.isdigit() and h:
-                    self._prefixes.setdefault(int(n), set()).add(h)
-        except OSError as exc:
-            log.warning("prefix states disabled: %s", exc)
-            self._prefix_dir = None
-
-    def _has_prefix(self, tokens: list[int]) -> bool:
-        return _token_hash(tokens) in self._prefixes.get(len(tokens), set())
-
-    def _best_prefix(self, tokens: list[int], longer_than: int) -> list[int] | None:
-        for n in sorted(self._prefixes, reverse=True):
-            if n <= longer_than or n >= len(tokens):
-                continue
-            if _token_hash(tokens[:n]) in self._prefixes[n]:
-                return tokens[:n]
-        return None
-
     def _load_prefix(self, slot: _Slot, tokens: list[int]) -> bool:
-        path = self._prefix_path(tokens)
+        path = self.prefixes.path(tokens)
         if path is None:
             return False
         lc = self._lc
@@ -427,21 +199,17 @@ class LlamaEngine:
             n = 0
         if n == 0 or count.value != len(tokens) or list(buf) != tokens:
             self._clear(slot)
-            self._forget_prefix(tokens, path)
+            self.prefixes.forget(tokens, path)
             return False
         slot.tokens = list(tokens)
         self.stats.prefix_loads += 1
         os.utime(path)
         return True
 
-    def _forget_prefix(self, tokens: list[int], path: Path) -> None:
-        self._prefixes.get(len(tokens), set()).discard(_token_hash(tokens))
-        path.unlink(missing_ok=True)
-
     def _save_prefix(self, slot: _Slot) -> None:
         tokens = slot.tokens
-        path = self._prefix_path(tokens)
-        if path is None or self._has_prefix(tokens):
+        path = self.prefixes.path(tokens)
+        if path is None or self.prefixes.has(tokens):
             return
         lc = self._lc
         tmp = path.with_suffix(".tmp")
@@ -457,18 +225,8 @@ class LlamaEngine:
             log.warning("could not save prefix state %s: %s", path, exc)
             tmp.unlink(missing_ok=True)
             return
-        self._prefixes.setdefault(len(tokens), set()).add(_token_hash(tokens))
+        self.prefixes.added(tokens)
         self.stats.prefix_saves += 1
-        self._trim_prefix_files()
-
-    def _trim_prefix_files(self) -> None:
-        if self._prefix_dir is None:
-            return
-        files = sorted(self._prefix_dir.glob("*.state"), key=lambda p: p.stat().st_mtime)
-        for p in files[: max(0, len(files) - self._max_prefix_files)]:
-            n, _, h = p.stem.partition("-")
-            self._prefixes.get(int(n) if n.isdigit() else -1, set()).discard(h)
-            p.unlink(missing_ok=True)
 
     # --- scheduling -----------------------------------------------------------------------------
 
@@ -509,7 +267,7 @@ class LlamaEngine:
             self._realign(idle, req)
             best = max(idle, key=lambda s: _common_prefix(s.tokens, req.tokens))
             common = _common_prefix(best.tokens, req.tokens)
-            prefix = self._best_prefix(req.tokens, longer_than=common)
+            prefix = self.prefixes.best(req.tokens, longer_than=common)
             # an empty slot, else the least recently used one
             spare = min(idle, key=lambda s: (len(s.tokens) > 0, s.last_used))
             share = (
