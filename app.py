@@ -4,7 +4,7 @@ Every handler that returns or changes data resolves the acting user from ``gr.Re
 (``request.username``; :data:`sim.users.LOCAL_USER` with sign-in off) and applies the role
 checks of ``sim/users.py`` on the server, because any handler can be called through the
 Gradio API, not only from the page. Display helpers live in
-``sim/ui_helpers.py``; the Persona Studio's handlers in ``sim/studio_handlers.py``.
+``web/ui_helpers.py``; the Persona Studio's handlers in ``web/studio_handlers.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from common.settings import Settings
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
 from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
-from sim.dispute_handlers import DisputeHandlers, dispute_panel, review_tab, session_rulings
 from sim.history import (
     HintsDisabled,
     export_session_html,
@@ -40,7 +39,6 @@ from sim.history import (
     progress,
     session_replay,
 )
-from sim.import_tab import ImportHandlers, import_layout, wire_import
 from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
 from sim.persona_repo import PersonaRepo
 from sim.practice import (
@@ -51,9 +49,25 @@ from sim.practice import (
 )
 from sim.simulator import SimulatorError
 from sim.store import Session
-from sim.studio_handlers import Request, StudioHandlers
 from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
-from sim.ui_helpers import (
+from sim.users import (
+    PermissionDenied,
+    UnsafeBind,
+    User,
+    UserError,
+    UserStore,
+    acting_user,
+    assign,
+    assignments_for,
+    check_bind,
+    gradio_auth,
+    require_trainer,
+    start_assessment,
+)
+from web.dispute_handlers import DisputeHandlers, dispute_panel, review_tab, session_rulings
+from web.import_tab import ImportHandlers, import_layout, wire_import
+from web.studio_handlers import Request, StudioHandlers
+from web.ui_helpers import (
     ASSESSMENT_METER,
     FORM_FIELDS,
     FORM_SECTIONS,
@@ -84,20 +98,6 @@ from sim.ui_helpers import (
     trainee_choices,
     untouched_session,
     write_download,
-)
-from sim.users import (
-    PermissionDenied,
-    UnsafeBind,
-    User,
-    UserError,
-    UserStore,
-    acting_user,
-    assign,
-    assignments_for,
-    check_bind,
-    gradio_auth,
-    require_trainer,
-    start_assessment,
 )
 
 
@@ -661,9 +661,9 @@ def build_app(
             on_assignments(request),
         )
 
-    # --- persona studio (sim/studio_handlers.py) ----------------------------------------------
+    # --- persona studio (web/studio_handlers.py) ----------------------------------------------
     studio = StudioHandlers(practice, library, trainer, published)
-    imports = ImportHandlers(practice, get_grader, who, trainer, studio)  # sim/import_tab.py
+    imports = ImportHandlers(practice, get_grader, who, trainer, studio)  # web/import_tab.py
 
     # --- on page load: what this user sees ------------------------------------------------
     def on_load(request: Request = None) -> tuple[Any, ...]:
@@ -999,7 +999,7 @@ def build_app(
             on_assign, [assign_persona, assign_to], [assign_status, assignment], api_name="assign"
         )
 
-        # --- events: disputes and the trainers' review queue (sim/dispute_handlers.py) ------
+        # --- events: disputes and the trainers' review queue (web/dispute_handlers.py) ------
         disputes = DisputeHandlers(store, who, trainee_names)
         disputes.wire(
             demo, dispute_parts, queue_parts, session_id, feedback, hist_pick, replay_rulings
@@ -1106,7 +1106,7 @@ def build_app(
         st_export_btn.click(
             studio.studio_export, [st_id, st_version], st_export, api_name="studio_export"
         )
-        # --- events: import a real conversation (sim/import_tab.py) -------------------------
+        # --- events: import a real conversation (web/import_tab.py) -------------------------
         wire_import(
             imports, import_ui, editor_out, lambda e: e.then(studio.studio_list, lib_in, lib_out)
         )

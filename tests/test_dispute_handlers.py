@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from common.settings import Settings
-from sim.dispute_handlers import DisputeHandlers
 from sim.store import SessionStore
 from sim.users import UserStore, acting_user
 from tests.test_disputes import TURNS, graded
+from web.dispute_handlers import DisputeHandlers
 
 PW = "a-long-password"
 

@@ -12,15 +12,15 @@ import gradio as gr
 import pytest
 
 from rubric.grader import Grader
-from sim.import_tab import ImportHandlers
 from sim.persona import PERSONA_DIR, Persona, load_persona_file, persona_paths
 from sim.persona_repo import PersonaRepo
 from sim.practice import Practice
-from sim.studio_handlers import Request, StudioHandlers
-from sim.ui_helpers import FORM_FIELDS
 from sim.users import User, UserStore, acting_user, require_trainer
 from tests.conftest import ROOT
 from tests.test_grading_classifier import shared_grader
+from web.import_tab import ImportHandlers
+from web.studio_handlers import Request, StudioHandlers
+from web.ui_helpers import FORM_FIELDS
 
 SAMPLE = ROOT / "docs" / "samples" / "chat-broadband.txt"
 

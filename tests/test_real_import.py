@@ -16,10 +16,10 @@ from sim.practice import Practice
 from sim.real_import import REAL_PERSONA_ID, import_file, masked_note
 from sim.store import SessionStore
 from sim.transcripts import SpeakersUnclear, TranscriptError
-from sim.ui_helpers import history_table, replay_feedback_html, replay_html
 from sim.users import PermissionDenied, User
 from tests.conftest import ROOT
 from tests.test_grading_classifier import shared_grader
+from web.ui_helpers import history_table, replay_feedback_html, replay_html
 
 SAMPLES = ROOT / "docs" / "samples"
 ALICE = User(name="alice", role="trainee")

@@ -27,7 +27,9 @@ from sim.persona_repo import PersonaRepo
 from sim.practice import Practice
 from sim.probe_check import CheckReport, CheckResult
 from sim.store import SessionStore
-from sim.ui_helpers import (
+from sim.users import LOCAL_USER, User, UserStore
+from tests.test_history import XSS, build
+from web.ui_helpers import (
     ASSESSMENT_METER,
     FORM_FIELDS,
     FORM_SECTIONS,
@@ -52,8 +54,6 @@ from sim.ui_helpers import (
     write_download,
     yaml_to_form,
 )
-from sim.users import LOCAL_USER, User, UserStore
-from tests.test_history import XSS, build
 
 IRATE = "irate_broadband_outage"
 CONFUSED = "confused_energy_bill"
@@ -691,7 +691,7 @@ def test_a_send_racing_the_page_start_lands_in_the_same_session(app: SimpleNames
 def test_untouched_session_is_only_reused_when_unused_and_recent(app: SimpleNamespace) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from sim.ui_helpers import untouched_session
+    from web.ui_helpers import untouched_session
 
     persona = app.practice.personas[IRATE]
     s = app.practice.start(IRATE, "alice")

@@ -4,7 +4,7 @@
 Studio tab. Each handler checks the trainer role on the server (through ``trainer``) because
 it can be called through the Gradio API as well as from the page. The library itself (drafts,
 versions, publishing) is ``sim/persona_repo.py``; the form and table helpers are
-``sim/ui_helpers.py``.
+``web/ui_helpers.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from sim.persona_repo import (
 from sim.practice import InputRejected, Practice
 from sim.simulator import SimulatorError
 from sim.store import SessionStore
-from sim.ui_helpers import (
+from sim.users import User
+from web.ui_helpers import (
     FORM_FIELDS,
     LIBRARY_HEADERS,
     VERSION_HEADERS,
@@ -52,7 +53,6 @@ from sim.ui_helpers import (
     write_download,
     yaml_to_form,
 )
-from sim.users import User
 
 Request = gr.Request | None
 """What every handler takes last: Gradio fills it in (``request.username``)."""

@@ -23,10 +23,10 @@ import gradio as gr
 from sim.persona_draft import DraftError, draft_mode, draft_persona
 from sim.persona_repo import RepoError
 from sim.real_import import import_file, is_real, summary_line
-from sim.studio_handlers import Request, StudioHandlers
 from sim.transcripts import MAX_BYTES, SpeakersUnclear, TranscriptError, read_file
-from sim.ui_helpers import status_html
 from sim.users import PermissionDenied, User, require_view, visible_transcript
+from web.studio_handlers import Request, StudioHandlers
+from web.ui_helpers import status_html
 
 if TYPE_CHECKING:
     from rubric.grader import Grader
@@ -261,7 +261,7 @@ def wire_import(
     after_draft: Callable[[Any], Any] | None = None,
 ) -> None:
     """The Import tab's events. ``editor_out`` are the Studio editor's outputs (as
-    :class:`sim.studio_handlers.StudioHandlers` returns them); ``after_draft`` chains a
+    :class:`web.studio_handlers.StudioHandlers` returns them); ``after_draft`` chains a
     refresh (the Studio library list) onto a new draft."""
     ui.run.click(
         handlers.import_transcript,

@@ -30,8 +30,8 @@ from sim.disputes import (
     verdicts_of,
 )
 from sim.store import SessionStore
-from sim.ui_helpers import dataframe, or_none, short_date, status_html
 from sim.users import PermissionDenied, User, is_owner
+from web.ui_helpers import dataframe, or_none, short_date, status_html
 
 Request = gr.Request | None
 QUEUE_HEADERS = ["#", "trainee", "technique", "turn", "grader said", "sure", "status", "disputed"]
