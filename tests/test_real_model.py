@@ -145,28 +145,38 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
 
 
 def test_a_scheduled_behaviour_shows_up_on_the_embedded_model(qwen: LlamaCppChat) -> None:
-    """The director switches Daniel's second problem on at its turn, and the embedded model,
-    told so in the turn's note, brings it up (as the probe check reads it)."""
+    """Walter is vague about his order number: the director switches vague on at the first
+    question about it and the detail on at the second, and on the embedded model the first
+    answer leaves the number out and the second gives it (as the probe check reads them)."""
     from sim.behaviour_evidence import shows
-    from sim.behaviours import first_turn
     from sim.director import Director, Signals, directive
     from sim.realism import Granted
     from sim.simulator import GuardContext
 
-    p = PERSONAS["rushed_airline_rebooking"]
+    p = PERSONAS["unsure_tech_pharmacy_app"]
     d = Director(p)
-    at = first_turn(p.id, "interrupts")
-    state = d.start().model_copy(update={"turn": at - 1})
-    agent = "That sounds really stressful, I'm sorry. I'm checking tonight's flights for you now."
-    step = d.step(state, agent, Signals(listen=False, validate=True, cooperate=False, affirm=False))
-    assert [c.kind for c in step.behaviours] == ["interrupts"]
-    history = [Message("customer", p.opening_line), Message("agent", agent, directive(p, step, {}))]
-    guard = GuardContext(
-        locked=d.locked_facts(step.state),
-        mood=step.mood_after,
-        seed=step.turn,
-        granted=Granted.from_step(step),
-    )
-    reply = CustomerTurn(qwen, p, history, guard=guard).run()
-    assert not reply.fallback, reply
-    assert shows(p, step.behaviours[0], reply.text), reply.text
+    facts = {f.id: f.fact for f in p.hidden_facts}
+    listen = Signals(listen=True, validate=False, cooperate=False, affirm=False)
+    history = [Message("customer", p.opening_line)]
+    state = d.start()
+    replies = []
+    for question in (
+        "Could you tell me the order number?",
+        "Sorry, could you read me the exact order number?",
+    ):
+        step = d.step(state, question, listen)
+        assert [c.kind for c in step.behaviours] == ["vague"]
+        note = directive(p, step, {fid: facts[fid] for fid in step.unlocked})
+        guard = GuardContext(
+            locked=d.locked_facts(step.state),
+            mood=step.mood_after,
+            seed=step.turn,
+            granted=Granted.from_step(step),
+        )
+        reply = CustomerTurn(qwen, p, [*history, Message("agent", question, note)], guard=guard)
+        text = reply.run().text
+        assert shows(p, step.behaviours[0], text), (step.behaviours[0], text)
+        replies.append(text)
+        history += [Message("agent", question, note), Message("customer", text)]
+        state = step.state
+    assert "30917" not in replies[0] and "30917" in replies[1], replies
