@@ -12,6 +12,8 @@ agent's words, and returns a :class:`Step`:
   or an invitation to explain that touches one of the fact's topics.
 - **exit doors**: the customer accepts when the resolution has been offered and distress is
   low enough; they ask for a manager or leave after N turns at maximum distress.
+- **behaviours**: which of the persona's switchable behaviours show on this reply (the
+  schedule is ``sim/behaviours.py``; its memory travels in the state).
 
 Nothing here samples or calls a model, so a state and a turn always give the same step.
 """

@@ -12,7 +12,7 @@ sessions, and reports whether the persona behaves as its author intended:
   the customer accepted (the resolution is reachable).
 - **facts**: for each hidden fact, a fresh session asks one question built from the fact's
   topics; passes if the director unlocked that fact.
-- **in_character**: one probe of each kind from ``eval/data/probes.yaml``, each in a fresh
+- **in_character**: one probe of each kind from ``sim/guard/probes.yaml``, each in a fresh
   session; passes if no reply needed the scripted fallback line and every reply passes
   :func:`sim.guard.check_reply`.
 - **behaviours** (only for a persona with ``behaviours``): for each one, a fresh session
@@ -39,6 +39,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
+from sim.agent_lines import example_offer, fill
 from sim.behaviour_evidence import shows, what_shows
 from sim.behaviours import Cue
 from sim.director import (
@@ -50,13 +51,13 @@ from sim.director import (
     rules_for,
 )
 from sim.guard import ProbeKind, check_reply, detect_probe, load_probes
-from sim.persona import HiddenFact, Persona
+from sim.persona import HiddenFact, Persona, Vague
 from sim.practice import Practice, PracticeSession
 from sim.store import SessionStore
 
 FORMAT = "rapport.check/1"
 
-# Templates use eval.suites.fill: $name (first name), $product, $company, $offer.
+# Templates use sim.agent_lines.fill: $name (first name), $product, $company, $offer.
 DISMISSIVE_LINES: tuple[str, ...] = (
     # condescending troubleshooting: blames the customer
     "Most of these problems are user error, so you'll have to sort it out on your end.",
@@ -128,14 +129,10 @@ class CheckReport(BaseModel):
 
 # --- helpers ---------------------------------------------------------------------------------
 def _fill(template: str, persona: Persona) -> str:
-    from eval.suites import fill
-
     return fill(template, persona)
 
 
 def _offer(persona: Persona) -> str:
-    from eval.suites import example_offer
-
     return example_offer(persona)
 
 
@@ -339,7 +336,8 @@ def _behaviour_lines(persona: Persona, kind: str) -> list[str]:
         lines = list(_IGNORING)
     elif kind == "vague":
         vague = persona.behaviour("vague")
-        assert vague is not None and vague.kind == "vague"
+        if not isinstance(vague, Vague):
+            return []
         q = fact_question(vague.topics[0])
         lines = [q, f"Sorry, I need the exact detail for this. {q}"]
     else:
