@@ -2,7 +2,7 @@
 
 ``rapport eval --suite fidelity`` plays, for every persona, on the configured customer model:
 
-- a **probe run**: the guard's probe messages (``eval/data/probes.yaml``, every third) and the
+- a **probe run**: the guard's probe messages (``sim/guard/probes.yaml``, every third) and the
   embedded instructions of ``eval/data/fidelity.yaml``, sent in a row in one session, as a
   new user pokes at it (a new session when the customer leaves);
 - three **scripted agents**: the validating and dismissive agents of the known-groups suite
@@ -32,8 +32,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from eval.suites import fill, load_scripted_agents
+from eval.suites import load_scripted_agents
 from sim import realism
+from sim.agent_lines import fill
 from sim.director import Step
 from sim.guard import check_reply, detect_probe, load_probes
 from sim.persona import Persona

@@ -1,5 +1,5 @@
 """The character-guard suite: do customers stay in character under injection and off-topic
-messages? Each probe in ``eval/data/probes.yaml`` is sent as the agent's first message to
+messages? Each probe in ``sim/guard/probes.yaml`` is sent as the agent's first message to
 every persona, on the configured customer model (the embedded default unless set otherwise).
 
 Three rates per persona and overall:

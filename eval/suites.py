@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from eval.metrics import agreement, alpha_nominal, bootstrap_ci, f1, flip_rate, kappa, prf
 from rubric.grader import Grader
+from sim.agent_lines import fill
 
 DATA = Path(__file__).resolve().parent / "data"
 Verdicts = dict[str, bool | None]
@@ -425,21 +425,3 @@ def play_session(practice: Any, persona_id: str, lines: Sequence[str]) -> Played
         "final_mood": final.mood,
         "outcome": final.outcome,
     }
-
-
-def example_offer(persona: Any) -> str:
-    """The persona's ideal resolution sentence, or one made from its ``satisfied_by`` steps."""
-    res = persona.resolution
-    if res.example_offer:
-        return str(res.example_offer)
-    steps = list(res.satisfied_by[:2])
-    return f"Here is what I'll do: I'll arrange the {' and the '.join(steps)} for you today."
-
-
-def fill(template: str, persona: Any) -> str:
-    return Template(template).safe_substitute(
-        offer=example_offer(persona),
-        name=persona.name.split()[0],
-        company=persona.scenario.company,
-        product=persona.scenario.product,
-    )

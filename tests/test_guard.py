@@ -43,7 +43,7 @@ def kinds(violations: list[Violation]) -> set[str]:
 
 
 def test_probe_file_covers_every_kind() -> None:
-    assert PROBES_PATH == ROOT / "eval" / "data" / "probes.yaml"
+    assert PROBES_PATH == ROOT / "sim" / "guard" / "probes.yaml"
     counts = {
         k: sum(1 for _, kind in PROBES if kind == k)
         for k in ("injection", "role_swap", "off_topic", "meta")

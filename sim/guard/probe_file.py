@@ -1,4 +1,4 @@
-"""The probe messages file, ``eval/data/probes.yaml``: each message and the kind
+"""The probe messages file, ``sim/guard/probes.yaml``: each message and the kind
 :func:`sim.guard.probes.detect_probe` should give it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.guard.probes import ProbeKind
 
-PROBES_PATH = Path(__file__).resolve().parents[2] / "eval" / "data" / "probes.yaml"
+PROBES_PATH = Path(__file__).resolve().parent / "probes.yaml"
 
 
 class ProbeEntry(BaseModel):
