@@ -1131,7 +1131,7 @@ def build_app(
 
 
 def main(settings: Settings | None = None) -> None:
-    from sim.providers import ProviderError
+    from providers.registry import ProviderError
 
     settings = settings or Settings()
     try:
@@ -1141,7 +1141,7 @@ def main(settings: Settings | None = None) -> None:
         raise SystemExit(1) from None
     settings.ensure_dirs()
     limit_malloc_arenas()
-    from sim.local_llm import LocalModelError
+    from providers.local import LocalModelError
 
     # the director scores each turn with the same grader the feedback uses (built below)
     grader: Grader

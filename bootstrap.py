@@ -26,8 +26,8 @@ def judge_for(settings: Settings) -> LLMJudge | None:
     """An LLM judge only when a capable OpenAI-compatible model is configured."""
     if settings.provider != "openai" or not settings.judge:
         return None
+    from providers.registry import get_chat_model
     from rubric.judge import LLMJudge
-    from sim.providers import get_chat_model
 
     return LLMJudge(get_chat_model(settings))
 

@@ -80,10 +80,10 @@ def personas_check(
 
     import bootstrap
     from common.settings import Settings
+    from providers.registry import ProviderError
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
     from sim.probe_check import check_persona, render_text
-    from sim.providers import ProviderError
     from sim.simulator import SimulatorError
     from sim.store import SessionStore
 
@@ -124,7 +124,7 @@ def model_prepare() -> None:
     from tqdm import tqdm
 
     from common.settings import Settings
-    from sim.model_files import ModelFileError, prepare
+    from providers.model_files import ModelFileError, prepare
 
     s = Settings()
     bar = tqdm(total=0, unit="part", desc="Assembling model", disable=None)
@@ -150,10 +150,10 @@ def model_warm() -> None:
     does this in the background at start; run it ahead on a new machine or after editing
     personas."""
     from common.settings import Settings
-    from sim.local_llm import LlamaCppChat, LocalModelError
+    from providers.local import LlamaCppChat, LocalModelError
+    from providers.registry import ProviderError, get_chat_model
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.prompt import Message, build_messages
-    from sim.providers import ProviderError, get_chat_model
 
     s = Settings()
     try:
@@ -524,7 +524,7 @@ def eval_cmd(
         from eval.fidelity_suite import run_cli
 
         names.remove("fidelity")
-        from sim.providers import local_model_path
+        from providers.registry import local_model_path
 
         # the app's own reply settings (reply lengths are measured), seeded for repeatability;
         # the model already assembled in the real data dir, not a new copy in the temporary one
@@ -592,9 +592,9 @@ def simulate(
 
     import bootstrap
     from common.settings import Settings
+    from providers.registry import ProviderError
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
-    from sim.providers import ProviderError
     from sim.simulate import read_script, render_text
     from sim.simulate import simulate as run_simulation
     from sim.store import SessionStore

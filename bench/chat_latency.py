@@ -3,8 +3,8 @@
     python -m bench.chat_latency [--turns 5] [--max-tokens 60] [--interleave-turns 3]
 
 What is measured, all on the one shared ``Llama`` of the single engine
-(``RAPPORT_LOCAL_ENGINE=single``, ``sim.local_llm.load_llama``). The app's default, the batched
-engine (``sim/llama_engine.py``), is measured against it under load in ``bench/load.py``.
+(``RAPPORT_LOCAL_ENGINE=single``, ``providers.local.load_llama``). The app's default, the batched
+engine (``providers/llama_engine/``), is measured against it under load in ``bench/load.py``.
 
 1. A scripted conversation with one persona through the app path (``CustomerTurn`` over
    ``LlamaCppChat``), real replies fed back. Per turn: time to the first text shown (TTFT:
@@ -61,7 +61,7 @@ from bench.common import (
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaState
 
-    from sim.local_llm import LlamaCppChat
+    from providers.local import LlamaCppChat
     from sim.persona import Persona
     from sim.prompt import Message
 
@@ -423,7 +423,7 @@ def measure_pairs(
     turns 2-5 30-50 % slower in every pass after the first, whichever path it was. The raw run gets the exact message
     list the app's ``CustomerTurn`` builds (checked), converted by ``to_openai_messages``.
     """
-    from sim.local_llm import to_openai_messages
+    from providers.local import to_openai_messages
     from sim.prompt import Message, build_messages
 
     app_runs: list[list[TurnTiming]] = []
@@ -649,9 +649,9 @@ def run(
     realism_baseline: bool = True,
 ) -> dict[str, Any]:
     from common.settings import Settings
-    from sim.local_llm import LlamaCppChat, load_llama
+    from providers.local import LlamaCppChat, load_llama
+    from providers.registry import local_model_path
     from sim.persona import load_personas
-    from sim.providers import local_model_path
 
     started = time.perf_counter()
     load_start = loadavg()

@@ -100,7 +100,7 @@ def free_port() -> int:
 def model_path() -> Path:
     """The GGUF the app would use, resolved here so a temporary data dir needn't hold one."""
     from common.settings import Settings
-    from sim.providers import local_model_path
+    from providers.registry import local_model_path
 
     return local_model_path(Settings())
 

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     local_engine: Literal["batched", "single"] = Field(
         "batched",
         description="How the embedded model serves several sessions: 'batched' decodes them "
-        "together in one llama.cpp context (sim/llama_engine.py); 'single' shares one model "
+        "together in one llama.cpp context (providers/llama_engine/); 'single' shares one model "
         "behind a lock, one reply at a time.",
     )
     local_slots: int = Field(

@@ -5,12 +5,8 @@ from __future__ import annotations
 import functools
 import re
 
+from common.text import SENTENCE_END
 from sim.behaviours import echo_patterns
-
-# The end of a complete sentence in a reply (followed by whitespace, or a line break): the
-# guard shows a reply a sentence at a time, and the batched engine puts replies that have not
-# reached one yet first.
-SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s)|\n")
 
 _ROLE_TOKENS = re.compile(
     r"<\|im_start\|>\s*(?:system|user|assistant)?\s*|<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>"

@@ -12,11 +12,11 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from common.settings import Settings
+from providers.registry import get_chat_model
 from sim.director import Director, DirectorState, RuleMatcher, Signals, Step, directive
 from sim.guard import detect_probe, probe_directive
 from sim.persona import Persona, library_dir, load_personas
 from sim.prompt import Message, build_messages
-from sim.providers import get_chat_model
 from sim.realism import Granted
 from sim.simulator import CustomerTurn, GuardContext, Reply
 from sim.store import Session, SessionStore, Turn, open_store

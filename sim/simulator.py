@@ -9,10 +9,11 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from common.text import SENTENCE_END
 from sim import realism
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
-from sim.postprocess import SENTENCE_END, agent_took_over, clean_reply
+from sim.postprocess import agent_took_over, clean_reply
 from sim.prompt import Message, build_messages
 from sim.realism import Finding, Granted, RealismContext
 

@@ -1,4 +1,4 @@
-"""A reply for :class:`sim.fake_llm.ScriptedChatModel` that follows the director's behaviour
+"""A reply for :class:`providers.fake.ScriptedChatModel` that follows the director's behaviour
 notes: with one of a persona's notes in the agent's message it says what the note asks for,
 else a plain line (a different one each customer turn, so nothing repeats).
 

@@ -14,8 +14,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 from common.settings import Settings
+from providers.fake import ScriptedChatModel
 from sim.director import Signals, no_rules
-from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.store import SessionStore
@@ -84,14 +84,14 @@ def shared_models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def default_model_path(shared_models_dir: Path) -> Path:
-    from sim.model_files import prepare
+    from providers.model_files import prepare
 
     return prepare(shared_models_dir)
 
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    from sim.model_files import smollm2_path
+    from providers.model_files import smollm2_path
 
     path = smollm2_path()
     if path is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bootstrap
 from common.settings import Settings
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.store import SessionStore

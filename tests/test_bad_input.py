@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.postprocess import clean_reply
 from sim.practice import InputRejected, Practice
 from sim.store import SessionStore, StoreError

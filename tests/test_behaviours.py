@@ -9,11 +9,11 @@ import jsonschema
 import pytest
 import yaml
 
+from providers.fake import ScriptedChatModel
 from sim import behaviours
 from sim.behaviour_evidence import shows
 from sim.behaviours import NOTES, Cue, echo_patterns, first_turn, note
 from sim.director import Director, DirectorState, Signals, directive
-from sim.fake_llm import ScriptedChatModel
 from sim.guard import check_reply
 from sim.persona import (
     BEHAVIOUR_KINDS,

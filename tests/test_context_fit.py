@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import itertools
 
-from sim.llama_engine.prefixes import _dropped_span
-from sim.local_llm import fit_to_context
+from providers.llama_engine.prefixes import _dropped_span
+from providers.local import fit_to_context
 
 
 def convo(turns: int) -> list[dict[str, str]]:

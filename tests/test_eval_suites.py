@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 import bootstrap
 from common.settings import Settings
 from eval import runner, suites
+from providers.fake import ScriptedChatModel
 from rubric.classifier import ExemplarIndex, load_calibration_for
 from rubric.grader import Grader, Verdict
 from rubric.techniques import load_rubric
 from sim.director import no_rules
-from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.store import SessionStore

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from providers.registry import get_chat_model
 from rubric.grader import Grader, Turn, TurnGrade, Verdict
 from rubric.judge import LLMJudge
 from rubric.techniques import CORE_TECHNIQUES, load_rubric
 from sim.director import no_rules
 from sim.persona import load_personas
 from sim.practice import Practice, PracticeSession
-from sim.providers import get_chat_model
 from sim.simulator import SimulatorError
 from sim.store import SessionStore
 from tests.conftest import cue_signals

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eval import fidelity_suite as fs
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.realism import RealismContext
@@ -34,6 +34,14 @@ def test_distinct_2_falls_with_a_repeated_reply() -> None:
     assert fs.distinct_2(["I want a refund now.", "I want a refund now."]) == 0.5
     # bigrams never span replies: two one-word replies have none
     assert fs.distinct_2(["Fine.", "Fine."]) is None
+
+
+def test_repeated_sentences_catches_short_stock_lines_the_realism_check_lets_through() -> None:
+    earlier = ["My photos are gone.", "I see."]
+    assert fs.repeated_sentences("I see.", earlier) == ["I see."]
+    assert fs.repeated_sentences("Fine. My photos are GONE!", earlier) == ["My photos are GONE!"]
+    assert fs.repeated_sentences("I see the problem now.", earlier) == []
+    assert fs.repeated_sentences("Okay.", ["Okay."]) == []  # one word: not a sentence repeated
 
 
 def test_first_attempt_kinds_reads_only_realism_findings_of_attempt_one() -> None:
@@ -79,13 +87,14 @@ def test_targets_mark_missed_figures() -> None:
             "recites_backstory": {"after": 0.0},
         },
         "premature_satisfaction": {"after": 0.0},
+        "repeated_sentences": 0.0,
         "ordering": 1.0,
     }
     assert all(t["met"] for t in fs.targets(ok).values())
     bad = json.loads(json.dumps(ok))
     bad["in_character"] = 0.99
     bad["realism"]["obeys_instruction"]["after_count"] = 1
-    bad["realism"]["repeats_itself"]["after"] = 0.03
+    bad["repeated_sentences"] = 0.03
     bad["premature_satisfaction"]["after"] = 0.1
     missed = {k for k, t in fs.targets(bad).items() if not t["met"]}
     assert missed == {
@@ -144,6 +153,7 @@ def test_suite_scores_crafted_replies_before_and_after_repair(
     # the repeat was caught in the first attempt and never shown
     assert s["realism"]["repeats_itself"]["before"] == 1 / 8
     assert s["realism"]["repeats_itself"]["after"] == 0.0
+    assert s["repeated_sentences"] == 0.0  # nothing shown repeats, by the stricter measure too
     assert [r["reply"] for r in by_source["dismissive"]][1] == SCRIPT[6]
     # "Thanks, that's great." to the neutral agent counts before repair, not after
     assert s["premature_satisfaction"] == {"n": 2, "before": 0.5, "after": 0.0}
@@ -189,6 +199,21 @@ def test_ordering_fails_when_the_agents_are_swapped(
     }
 
 
+def test_rescore_adds_the_repeated_sentence_figure_to_an_older_report(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    fake.enqueue(["I see."] * 20)
+    res = fs.suite_fidelity(
+        practice, [PID], progress=False, probes=[], data=DATA, agents={"good": GOOD, "bad": BAD}
+    )
+    old = json.loads(json.dumps(res))
+    for r in old["rows"]:
+        del r["repeated"]
+    again = fs.rescore(old, practice.personas)
+    assert again["overall"]["repeated_sentences"] == res["overall"]["repeated_sentences"] > 0
+    assert again["per_persona"][PID]["mood"] == res["per_persona"][PID]["mood"]
+
+
 def test_unknown_persona_is_a_clear_error(practice: Practice) -> None:
     with pytest.raises(ValueError, match="no persona nobody"):
         fs.suite_fidelity(practice, ["nobody"], progress=False)
@@ -214,6 +239,8 @@ def test_cli_writes_the_fidelity_report(tmp_path: Path, monkeypatch: pytest.Monk
     # one probe plus the shipped instructions, in a row
     assert s["probe_replies"] == 1 + len(fs.load_fidelity_data().instructions)
     assert s["distinct_2"] < 0.5  # the same three words every time
+    assert s["repeated_sentences"] > 0.9  # a sentence the realism check is too short to see
+    assert report["targets"]["repeats_itself"]["met"] is False
     md = (out / "fidelity.md").read_text()
     assert "## Customer fidelity" in md and PID in md
     for png in ("fidelity_realism.png", "fidelity_lengths.png", "fidelity_moods.png"):

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from providers.fake import ScriptedChatModel
 from rubric.grader import Grader, Turn, TurnGrade
 from rubric.judge import JudgeVerdict, LLMJudge, judge_prompt, parse_judge_output
 from rubric.techniques import CORE_TECHNIQUES
-from sim.fake_llm import ScriptedChatModel
 from tests.test_grading_classifier import shared_grader
 
 IDS = list(CORE_TECHNIQUES)

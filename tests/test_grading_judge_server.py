@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from providers.registry import get_chat_model
 from rubric.grader import Grader, Turn
 from rubric.judge import LLMJudge, judge_prompt
 from rubric.techniques import CORE_TECHNIQUES
-from sim.providers import get_chat_model
 from tests.servers import llama_server
 from tests.test_grading_classifier import shared_grader
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 import bootstrap
 from common.settings import Settings
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.store import SessionStore

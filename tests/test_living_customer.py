@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from providers.fake import ScriptedChatModel
 from sim.director import DirectorState
-from sim.fake_llm import ScriptedChatModel
 from sim.practice import InputRejected, Practice
 
 PID = "anxious_international_transfer"

@@ -10,9 +10,9 @@ from queue import Queue
 
 import pytest
 
-from sim.llama_engine import EngineError, LlamaEngine, Sampling
-from sim.llama_engine.records import _Request
-from sim.local_llm import to_openai_messages
+from providers.llama_engine import EngineError, LlamaEngine, Sampling
+from providers.llama_engine.records import _Request
+from providers.local import to_openai_messages
 from sim.persona import load_personas
 from sim.prompt import Message, build_messages
 
@@ -256,7 +256,7 @@ def test_a_conversation_longer_than_the_context_goes_on_without_reading_it_again
     """Past the context, the oldest turns are left out a block at a time, and the engine drops
     the same span from its cache and shifts the rest back instead of re-reading the kept
     turns: every turn still reads about its own new message only."""
-    from sim.local_llm import LlamaCppChat
+    from providers.local import LlamaCppChat
 
     model = LlamaCppChat(
         model_path=smollm2_path, n_ctx=2048, slots=2, max_tokens=24, seed=1, temperature=0.0
@@ -291,7 +291,7 @@ def test_llama_cpp_log_goes_through_logging_with_its_real_levels(
 
     import llama_cpp
 
-    from sim.llama_engine import llama_glue as llama_engine
+    from providers.llama_engine import llama_glue as llama_engine
 
     llama_engine.route_llama_log(llama_cpp)
     cb = llama_engine._log_callback

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sim import local_llm
-from sim.local_llm import LlamaCppChat, LocalModelError, check_memory
-from sim.model_files import (
+from providers import local as local_llm
+from providers.local import LlamaCppChat, LocalModelError, check_memory
+from providers.model_files import (
     DEFAULT_MODEL,
     ModelFileError,
     PartedModel,

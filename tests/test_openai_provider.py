@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from providers.registry import ProviderError, get_chat_model
 from sim.persona import load_personas
 from sim.prompt import Message
-from sim.providers import ProviderError, get_chat_model
 from sim.simulator import CustomerTurn
 from tests.servers import llama_server
 

@@ -13,9 +13,9 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from common.settings import Settings
+from providers.fake import ScriptedChatModel
 from rubric.grader import Grader
 from sim.director import Director, Signals
-from sim.fake_llm import ScriptedChatModel
 from sim.persona import PersonaSpec, parse_persona
 from sim.persona_draft import (
     DraftError,

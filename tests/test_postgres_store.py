@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 
 import bootstrap
 from common.settings import Settings
+from providers.fake import ScriptedChatModel
 from sim.backup import BackupError, backup
 from sim.director import no_rules
-from sim.fake_llm import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
 from sim.store import MIGRATIONS, DuplicateError, SessionStore, StoreError, open_store

@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.persona import PERSONA_DIR, Persona, load_personas, parse_persona
 from sim.practice import Practice
 from sim.probe_check import (

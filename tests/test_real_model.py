@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.local_llm import LlamaCppChat, to_openai_messages
+from providers.local import LlamaCppChat, to_openai_messages
 from sim.persona import Persona, load_personas
 from sim.prompt import Message, build_messages
 from sim.simulator import CustomerTurn
@@ -76,7 +76,7 @@ def test_single_engine_reuses_prefix_too(
     default_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The baseline path (one shared Llama behind a lock) keeps llama.cpp's prefix reuse."""
-    from sim.local_llm import load_llama
+    from providers.local import load_llama
 
     single = LlamaCppChat(
         model_path=default_model_path, max_tokens=24, seed=7, engine="single", n_ctx=2048
@@ -116,7 +116,7 @@ def test_smollm2_fixture_generates(smollm2_path: Path) -> None:
 
 def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Path) -> None:
     """Regression: the stock cache ignored the logits copy in each state (~300 MiB on Qwen)."""
-    from sim.local_llm import _state_cache, load_llama
+    from providers.local import _state_cache, load_llama
 
     tiny = LlamaCppChat(model_path=smollm2_path, max_tokens=8, n_ctx=1024, seed=1, engine="single")
     llm, _ = load_llama(tiny.model_path, tiny.n_ctx, tiny.n_threads)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.guard import detect_probe, in_character_line
 from sim.practice import InputRejected, Practice
 from sim.simulator import SimulatorError

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from matplotlib.figure import Figure
 
+from providers.fake import ScriptedChatModel
 from sim.director import Director, Signals, Step, feeling
-from sim.fake_llm import ScriptedChatModel
 from sim.persona import Persona, load_personas
 from sim.practice import InputRejected, Practice
 from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points

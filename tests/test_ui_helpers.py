@@ -20,7 +20,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from sim.fake_llm import ScriptedChatModel
+from providers.fake import ScriptedChatModel
 from sim.history import HIDDEN_NOTE, Hint, list_history, progress, session_replay
 from sim.persona import PERSONA_DIR, PersonaSpec, load_personas, parse_persona
 from sim.persona_repo import PersonaRepo

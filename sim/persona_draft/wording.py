@@ -199,7 +199,7 @@ def draft_with_settings(
 ) -> Draft:
     """:func:`draft_persona` in the mode ``settings`` allow, with the configured model
     (``rapport import --draft-persona``); no model to be had means the extracted draft."""
-    from sim.providers import ProviderError, get_chat_model
+    from providers.registry import ProviderError, get_chat_model
 
     mode = draft_mode(settings)
     model: BaseChatModel | None = None

@@ -13,12 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sim.llama_engine.llama_glue import release_mapped_weights, route_llama_log
-from sim.llama_engine.prefixes import PrefixStates, _common_prefix, _dropped_span
-from sim.llama_engine.records import _DONE, EngineError, EngineStats, Sampling, _Request, _Slot
-from sim.postprocess import SENTENCE_END
+from common.text import SENTENCE_END
+from providers.llama_engine.llama_glue import release_mapped_weights, route_llama_log
+from providers.llama_engine.prefixes import PrefixStates, _common_prefix, _dropped_span
+from providers.llama_engine.records import (
+    _DONE,
+    EngineError,
+    EngineStats,
+    Sampling,
+    _Request,
+    _Slot,
+)
 
-log = logging.getLogger("sim.llama_engine")
+log = logging.getLogger("providers.llama_engine")
 
 
 class LlamaEngine:

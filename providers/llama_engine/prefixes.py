@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("sim.llama_engine")
+log = logging.getLogger("providers.llama_engine")
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -22,9 +22,9 @@ mapped pages, llama.cpp's log), ``prefixes`` (token prefixes and the prefix stat
 disk) and ``engine`` (:class:`LlamaEngine`).
 """
 
-from sim.llama_engine.engine import LlamaEngine
-from sim.llama_engine.llama_glue import release_mapped_weights, route_llama_log
-from sim.llama_engine.records import EngineError, EngineStats, Sampling
+from providers.llama_engine.engine import LlamaEngine
+from providers.llama_engine.llama_glue import release_mapped_weights, route_llama_log
+from providers.llama_engine.records import EngineError, EngineStats, Sampling
 
 __all__ = [
     "EngineError",

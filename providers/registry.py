@@ -41,7 +41,7 @@ def get_chat_model(settings: Settings) -> BaseChatModel:
 
 def local_model_path(settings: Settings) -> Path:
     """The GGUF to run: ``RAPPORT_MODEL_PATH`` if set, else the assembled default model."""
-    from sim.model_files import ModelFileError, prepare
+    from providers.model_files import ModelFileError, prepare
 
     if settings.model_path is not None:
         if not settings.model_path.exists():
@@ -55,7 +55,7 @@ def local_model_path(settings: Settings) -> Path:
 
 @register("local")
 def _local(settings: Settings) -> BaseChatModel:
-    from sim.local_llm import LlamaCppChat
+    from providers.local import LlamaCppChat
 
     return LlamaCppChat(
         model_path=local_model_path(settings),
@@ -95,7 +95,7 @@ def _openai(settings: Settings) -> BaseChatModel:
 
 @register("fake")
 def _fake(settings: Settings) -> BaseChatModel:
-    from sim.fake_llm import from_script_file
+    from providers.fake import from_script_file
 
     script = os.environ.get("RAPPORT_FAKE_SCRIPT")
     if not script:

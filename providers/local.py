@@ -2,7 +2,7 @@
 
 Two ways to serve many sessions from one model file (``RAPPORT_LOCAL_ENGINE``):
 
-- ``batched`` (default): :class:`sim.llama_engine.LlamaEngine`, one llama.cpp context that
+- ``batched`` (default): :class:`providers.llama_engine.LlamaEngine`, one llama.cpp context that
   decodes several sessions in each step and keeps persona-prompt states on disk.
 - ``single``: one ``Llama`` shared by every session behind a lock, one reply at a time.
   llama.cpp reuses the longest already-evaluated prompt prefix, and a ``LlamaRAMCache`` keeps
@@ -26,15 +26,15 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from sim.llama_engine import EngineError, Sampling, release_mapped_weights
-from sim.model_files import known_digest
+from providers.llama_engine import EngineError, Sampling, release_mapped_weights
+from providers.model_files import known_digest
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-    from sim.llama_engine import LlamaEngine
+    from providers.llama_engine import LlamaEngine
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _instances: dict[tuple[str, int, int], tuple[Llama, threading.Lock]] = {}
@@ -159,7 +159,7 @@ def load_engine(
         _preflight(model_path)
         import llama_cpp
 
-        from sim.llama_engine import LlamaEngine
+        from providers.llama_engine import LlamaEngine
 
         if prefix_dir is not None:
             # saved states are only loaded by the same model (by digest, so re-assembling the
