@@ -1,8 +1,8 @@
 """The Gradio app: thin wiring of ``sim`` (and ``rubric``) functions into Blocks.
 
 Every handler that returns or changes data resolves the acting user from ``gr.Request``
-(``request.username``; :data:`sim.users.LOCAL_USER` with sign-in off) and applies the role
-checks of ``sim/users.py`` on the server, because any handler can be called through the
+(``request.username``; :data:`training.users.LOCAL_USER` with sign-in off) and applies the role
+checks of ``training/users.py`` on the server, because any handler can be called through the
 Gradio API, not only from the page. Display helpers live in
 ``web/ui_helpers.py``; the Persona Studio's handlers in ``web/studio_handlers.py``.
 """
@@ -28,7 +28,17 @@ from common.settings import Settings
 from rubric.feedback import build_feedback
 from rubric.grader import Grader
 from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
-from sim.history import (
+from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
+from sim.practice import (
+    InputRejected,
+    Practice,
+    PracticeSession,
+    outcome_message,
+)
+from sim.simulator import SimulatorError
+from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
+from storage import Session
+from training.history import (
     HintsDisabled,
     export_session_html,
     export_session_json,
@@ -39,18 +49,8 @@ from sim.history import (
     progress,
     session_replay,
 )
-from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
-from sim.persona_repo import PersonaRepo
-from sim.practice import (
-    InputRejected,
-    Practice,
-    PracticeSession,
-    outcome_message,
-)
-from sim.simulator import SimulatorError
-from sim.store import Session
-from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
-from sim.users import (
+from training.persona_repo import PersonaRepo
+from training.users import (
     PermissionDenied,
     UnsafeBind,
     User,

@@ -69,7 +69,7 @@ def rulings_suite_input(settings: Settings, graders: Sequence[Grader]) -> dict[s
     """The ``rulings`` eval suite's input from the deployment's database, leaving out every
     ruling that any of ``graders``' turn models was fitted on (its card lists their ids), so
     the graders compared are all scored on the same held-out rulings."""
-    from sim.disputes import eval_arguments
+    from training.disputes import eval_arguments
 
     fitted = sorted(
         {rid for g in graders if g.turn_model is not None for rid in g.turn_model.card.ruling_ids}

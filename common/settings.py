@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     )
     allow_public: bool = Field(
         False,
-        description="Confirm serving a non-loopback host without sign-in (see sim/users.py).",
+        description="Confirm serving a non-loopback host without sign-in (see training/users.py).",
     )
 
     @field_validator("auth", "allow_public", mode="before")

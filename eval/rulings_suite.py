@@ -1,7 +1,7 @@
 """The ``rulings`` suite: how far the grader agrees with trainers' rulings on disputed
 verdicts, and how often each technique's verdicts are disputed at all.
 
-A ruling labels one technique on one agent turn (``sim/disputes.py``). The suite grades each
+A ruling labels one technique on one agent turn (``training/disputes.py``). The suite grades each
 ruled turn again with the grader under test and scores it against the ruling: κ and F1 per
 technique with their support (the same :func:`eval.suites.validity` as the other suites).
 Rulings the grader was fitted on (their ids are in the turn model's card) are left out, so

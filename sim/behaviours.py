@@ -69,7 +69,7 @@ NOTES: dict[str, str] = {
     "tangential": "In this reply, also bring up an older grievance with them, in your words: $grievance",
     "vague": "In this reply, answer vaguely and leave out the exact detail they asked for.",
     "vague_gives": "In this reply, they have asked twice, so give the detail, in your words: $detail",
-    "repeats": "In this reply, they have not acknowledged your problem, so say it again in new words.",
+    "repeats": "In this reply, they have not acknowledged your problem, so say it again in new words: $problem",
     "interrupts": "In this reply, also cut in with a second problem, in your words: $second_problem",
     "non_native": "English is your second language$first_language, so use simple words and "
     "plain grammar, with a small slip now and then.",
@@ -251,7 +251,13 @@ def note(persona: Persona, cue: Cue) -> str:
     """The actor's sentence for one cue."""
     b = persona.behaviour(cue.kind)
     key = "vague_gives" if cue.gives_detail else cue.kind
-    values = {"grievance": "", "detail": "", "second_problem": "", "first_language": ""}
+    values = {
+        "grievance": "",
+        "detail": "",
+        "second_problem": "",
+        "first_language": "",
+        "problem": persona.scenario.problem,
+    }
     if isinstance(b, Tangential):
         values["grievance"] = b.grievance
     elif isinstance(b, Vague):

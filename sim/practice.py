@@ -19,7 +19,7 @@ from sim.persona import Persona, library_dir, load_personas
 from sim.prompt import Message, build_messages
 from sim.realism import Granted
 from sim.simulator import CustomerTurn, GuardContext, Reply
-from sim.store import Session, SessionStore, Turn, open_store
+from storage import Session, SessionStore, Turn, open_store
 
 SignalsFn = Callable[[str, str], Signals]
 """Grades one agent turn (agent text, the customer's previous words) for the director."""

@@ -27,7 +27,7 @@ does, and :func:`check_draft` does unless given one). Model or provider failures
 (``SimulatorError``, ``ProviderError``), not reported as failed checks.
 
 For the Persona Studio: ``report.persona_version`` is the sha of the text that was checked,
-the same as :class:`sim.persona_repo.VersionInfo`'s ``sha``, so publishing version ``n`` can
+the same as :class:`training.persona_repo.VersionInfo`'s ``sha``, so publishing version ``n`` can
 require ``report.passed and report.persona_version == version.sha``.
 """
 
@@ -53,7 +53,7 @@ from sim.director import (
 from sim.guard import ProbeKind, check_reply, detect_probe, load_probes
 from sim.persona import HiddenFact, Persona, Vague
 from sim.practice import Practice, PracticeSession
-from sim.store import SessionStore
+from storage import SessionStore
 
 FORMAT = "rapport.check/1"
 

@@ -18,7 +18,7 @@ from providers.fake import ScriptedChatModel
 from sim.director import Signals, no_rules
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.store import SessionStore
+from storage import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = ["127.0.0.1", "::1", "localhost"]

@@ -10,7 +10,7 @@ from common.settings import Settings
 from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.store import SessionStore
+from storage import SessionStore
 
 
 def main(data_dir: str) -> None:

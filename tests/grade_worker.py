@@ -8,7 +8,7 @@ from pathlib import Path
 
 from common.settings import Settings
 from rubric.grader import Grader
-from sim.store import SessionStore
+from storage import SessionStore
 
 
 def main(data_dir: str, session_ids: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Backup and restore of the session database (``sim/backup.py``, ``rapport backup/restore``)."""
+"""Backup and restore of the session database (``storage/backup.py``, ``rapport backup/restore``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sim.backup import BackupError, backup, check_database, restore
-from sim.store import SessionStore
+from storage import SessionStore
+from storage.backup import BackupError, backup, check_database, restore
 
 
 def _turns(db_path: Path, session_id: str) -> list[tuple[int, str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from providers.fake import ScriptedChatModel
 from sim.postprocess import clean_reply
 from sim.practice import InputRejected, Practice
-from sim.store import SessionStore, StoreError
+from storage import SessionStore, StoreError
 
 PID = "irate_broadband_outage"
 UNICODE = [

@@ -287,7 +287,12 @@ def test_an_echoed_note_is_removed_and_the_persona_words_kept(key: str) -> None:
     )  # type: ignore[arg-type]
     text = note(p, cue)
     cleaned = clean_reply(f"Well. {text}", p.name)
-    keep = {"tangential": GRIEVANCE, "interrupts": SECOND, "vague_gives": DETAIL}.get(key)
+    keep = {
+        "tangential": GRIEVANCE,
+        "interrupts": SECOND,
+        "vague_gives": DETAIL,
+        "repeats": p.scenario.problem,
+    }.get(key)
     assert cleaned == ("Well. " + keep if keep else "Well."), cleaned
     assert "In this reply" not in cleaned and "second language" not in cleaned
 

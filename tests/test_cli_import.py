@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from cli import app
 from common.settings import Settings
 from sim.persona import PERSONA_DIR, load_persona_file
-from sim.persona_draft import personal_data_in
-from sim.real_import import is_real
-from sim.store import SessionStore, open_store
+from storage import SessionStore, open_store
 from tests.conftest import ROOT
+from training.persona_draft import personal_data_in
+from training.real_import import is_real
 
 SAMPLES = ROOT / "docs" / "samples"
 BROADBAND = SAMPLES / "chat-broadband.txt"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import bootstrap
-from sim.store import SessionStore
+from storage import SessionStore
 from tests.conftest import ROOT
 
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from common.settings import Settings
-from sim.store import SessionStore
-from sim.users import UserStore, acting_user
+from storage import SessionStore
 from tests.test_disputes import TURNS, graded
+from training.users import UserStore, acting_user
 from web.dispute_handlers import DisputeHandlers
 
 PW = "a-long-password"

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from sim.disputes import (
+from storage import (
+    MIGRATIONS,
+    SessionStore,
+    m001_initial,
+    m002_branches,
+    m003_users,
+)
+from tests.test_postgres_store import PgServer, pg_server  # noqa: F401  (a fixture)
+from training.disputes import (
     DisputeError,
     get_dispute,
     list_disputes,
@@ -21,15 +29,7 @@ from sim.disputes import (
     rulings_data,
     verdicts_of,
 )
-from sim.store import (
-    MIGRATIONS,
-    SessionStore,
-    m001_initial,
-    m002_branches,
-    m003_users,
-)
-from sim.users import LOCAL_USER, PermissionDenied, User
-from tests.test_postgres_store import PgServer, pg_server  # noqa: F401  (a fixture)
+from training.users import LOCAL_USER, PermissionDenied, User
 
 ALICE, BOB, TESS = User("alice", "trainee"), User("bob", "trainee"), User("tess", "trainer")
 PID = "irate_broadband_outage"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from sim.persona import PERSONA_DIR
-from sim.persona_repo import PersonaRepo
 from sim.practice import Practice
-from sim.users import UserStore, gradio_auth
 from tests.conftest import free_port
 from tests.test_disputes import graded
+from training.persona_repo import PersonaRepo
+from training.users import UserStore, gradio_auth
 
 pytestmark = pytest.mark.server
 PW = {"tess": "tess-password", "alice": "alice-password", "bob": "bob-password"}

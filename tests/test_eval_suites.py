@@ -22,7 +22,7 @@ from rubric.techniques import load_rubric
 from sim.director import no_rules
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.store import SessionStore
+from storage import SessionStore
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from sim.director import no_rules
 from sim.persona import load_personas
 from sim.practice import Practice, PracticeSession
 from sim.simulator import SimulatorError
-from sim.store import SessionStore
+from storage import SessionStore
 from tests.conftest import cue_signals
 from tests.fake_openai import (
     FakeOpenAI,

@@ -17,7 +17,9 @@ from rubric.feedback import Feedback, Instance, TechniqueFeedback
 from rubric.grader import TurnGrade, Verdict
 from rubric.guidance import Passage
 from sim.director import TECHNIQUES, Cause, DirectorState, Step
-from sim.history import (
+from sim.persona import Persona, load_personas
+from storage import SessionStore
+from training.history import (
     HIDDEN_NOTE,
     HINT_TEXT,
     HintsDisabled,
@@ -32,9 +34,7 @@ from sim.history import (
     progress,
     session_replay,
 )
-from sim.persona import Persona, load_personas
-from sim.store import SessionStore
-from sim.users import LOCAL_USER, PermissionDenied, User, UserStore, assign, start_assessment
+from training.users import LOCAL_USER, PermissionDenied, User, UserStore, assign, start_assessment
 
 IRATE = "irate_broadband_outage"
 CONFUSED = "confused_energy_bill"

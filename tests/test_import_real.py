@@ -16,13 +16,13 @@ from common.settings import Settings
 from sim.director import Step
 from sim.guard import check_reply
 from sim.persona import parse_persona
-from sim.persona_draft import draft_persona
 from sim.practice import Practice
-from sim.real_import import import_file
 from sim.realism import Granted, RealismContext, check
-from sim.store import SessionStore
+from storage import SessionStore
 from tests.conftest import ROOT, cue_signals
 from tests.test_grading_classifier import shared_grader
+from training.persona_draft import draft_persona
+from training.real_import import import_file
 
 pytestmark = pytest.mark.real_model
 SAMPLE = ROOT / "docs" / "samples" / "chat-broadband.txt"

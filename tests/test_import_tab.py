@@ -13,11 +13,11 @@ import pytest
 
 from rubric.grader import Grader
 from sim.persona import PERSONA_DIR, Persona, load_persona_file, persona_paths
-from sim.persona_repo import PersonaRepo
 from sim.practice import Practice
-from sim.users import User, UserStore, acting_user, require_trainer
 from tests.conftest import ROOT
 from tests.test_grading_classifier import shared_grader
+from training.persona_repo import PersonaRepo
+from training.users import User, UserStore, acting_user, require_trainer
 from web.import_tab import ImportHandlers
 from web.studio_handlers import Request, StudioHandlers
 from web.ui_helpers import FORM_FIELDS

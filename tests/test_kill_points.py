@@ -28,7 +28,7 @@ from common.settings import Settings
 from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.store import SessionStore
+from storage import SessionStore
 from tests.conftest import ROOT
 
 PID = "confused_energy_bill"

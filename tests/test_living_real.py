@@ -60,7 +60,7 @@ def test_guard_keeps_the_real_model_in_character(tmp_path: Path, default_model_p
     from eval.guard_suite import suite_guard
     from sim.practice import Practice
     from sim.probe_check import pick_probes
-    from sim.store import SessionStore
+    from storage import SessionStore
     from tests.conftest import cue_signals
 
     settings = Settings(

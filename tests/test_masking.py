@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.masking import company_names, find_names, find_pii, mask_text, mask_texts
+from training.masking import company_names, find_names, find_pii, mask_text, mask_texts
 
 
 @pytest.mark.parametrize(

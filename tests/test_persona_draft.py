@@ -17,7 +17,11 @@ from providers.fake import ScriptedChatModel
 from rubric.grader import Grader
 from sim.director import Director, Signals
 from sim.persona import PersonaSpec, parse_persona
-from sim.persona_draft import (
+from sim.practice import Practice
+from storage import SessionStore
+from tests.conftest import ROOT
+from tests.test_grading_classifier import shared_grader
+from training.persona_draft import (
     DraftError,
     archetype_of,
     distress,
@@ -28,12 +32,8 @@ from sim.persona_draft import (
     unmask_words,
     validate_draft,
 )
-from sim.persona_repo import PersonaRepo
-from sim.practice import Practice
-from sim.real_import import import_file
-from sim.store import SessionStore
-from tests.conftest import ROOT
-from tests.test_grading_classifier import shared_grader
+from training.persona_repo import PersonaRepo
+from training.real_import import import_file
 
 SAMPLES = ROOT / "docs" / "samples"
 SECRETS = ("Sarah", "Jones", "Tom", "40318855", "LS6", "07700", "example.com", "[")

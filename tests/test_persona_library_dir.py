@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cli import app
 from common.settings import Settings
 from sim.persona import PERSONA_DIR, library_dir
-from sim.persona_repo import PersonaRepo
+from training.persona_repo import PersonaRepo
 
 NEW = "studio_made_bill"
 CALM = "I just want this sorted."

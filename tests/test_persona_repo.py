@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import sim.persona_repo.repo as repo_mod  # where PersonaRepo looks up atomic_write
+import training.persona_repo.repo as repo_mod  # where PersonaRepo looks up atomic_write
 from sim.persona import PERSONA_DIR, PersonaError, load_personas
-from sim.persona_repo import (
+from training.persona_repo import (
     ConflictError,
     InvalidId,
     LockTimeout,

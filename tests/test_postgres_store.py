@@ -27,13 +27,13 @@ from typer.testing import CliRunner
 import bootstrap
 from common.settings import Settings
 from providers.fake import ScriptedChatModel
-from sim.backup import BackupError, backup
 from sim.director import no_rules
 from sim.persona import load_personas
 from sim.practice import Practice
-from sim.store import MIGRATIONS, DuplicateError, SessionStore, StoreError, open_store
-from sim.users import UserError, UserStore
+from storage import MIGRATIONS, DuplicateError, SessionStore, StoreError, open_store
+from storage.backup import BackupError, backup
 from tests.conftest import cue_signals, free_port
+from training.users import UserError, UserStore
 
 PID = "irate_broadband_outage"
 MAKE_HINT = "run `make postgres` (apt-get install postgresql) to install the server binaries"

@@ -77,7 +77,7 @@ def test_package_inits_list_what_they_re_export() -> None:
         missing = [n for n in names if not hasattr(module, n)]
         assert not missing, f"{rel}: {missing}"
         checked += 1
-    assert checked >= 5  # sim.guard, sim.history, sim.store, sim.realism, ... are packages now
+    assert checked >= 5  # sim.guard, training.history, storage, sim.realism, ... are packages now
 
 
 def test_other_packages_import_only_public_names() -> None:

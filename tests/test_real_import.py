@@ -11,14 +11,14 @@ import pytest
 from rubric.feedback import Feedback
 from rubric.grader import Grader
 from rubric.render import render_feedback
-from sim.history import list_history, progress, session_replay
 from sim.practice import Practice
-from sim.real_import import REAL_PERSONA_ID, import_file, masked_note
-from sim.store import SessionStore
-from sim.transcripts import SpeakersUnclear, TranscriptError
-from sim.users import PermissionDenied, User
+from storage import SessionStore
 from tests.conftest import ROOT
 from tests.test_grading_classifier import shared_grader
+from training.history import list_history, progress, session_replay
+from training.real_import import REAL_PERSONA_ID, import_file, masked_note
+from training.transcripts import SpeakersUnclear, TranscriptError
+from training.users import PermissionDenied, User
 from web.ui_helpers import history_table, replay_feedback_html, replay_html
 
 SAMPLES = ROOT / "docs" / "samples"

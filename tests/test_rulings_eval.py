@@ -20,10 +20,10 @@ from eval.metrics import kappa, prf
 from eval.suites import Options
 from rubric.grader import TurnGrade, Verdict
 from rubric.render import MIN_RULINGS, about_panel, reliability_table
-from sim.disputes import open_dispute, rule, rulings_data
-from sim.store import SessionStore
-from sim.users import User
+from storage import SessionStore
 from tests.test_disputes import graded
+from training.disputes import open_dispute, rule, rulings_data
+from training.users import User
 
 ALICE, TESS = User("alice", "trainee"), User("tess", "trainer")
 

@@ -11,7 +11,7 @@ from providers.fake import ScriptedChatModel
 from sim.guard import detect_probe, in_character_line
 from sim.practice import InputRejected, Practice
 from sim.simulator import SimulatorError
-from sim.store import SessionStore, StoreError
+from storage import SessionStore, StoreError
 
 PID = "irate_broadband_outage"
 
@@ -179,7 +179,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         names = [r[0] for r in con.execute("SELECT name FROM _migrations")]
-    from sim.store import MIGRATIONS
+    from storage import MIGRATIONS
 
     assert names == [name for name, _ in MIGRATIONS]
     assert names[:3] == ["m001_initial", "m002_branches", "m003_users"]

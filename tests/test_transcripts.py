@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.transcripts import (
+from tests.conftest import ROOT
+from training.transcripts import (
     MAX_BYTES,
     SpeakersUnclear,
     TranscriptError,
@@ -18,7 +19,6 @@ from sim.transcripts import (
     read_file,
     role_of,
 )
-from tests.conftest import ROOT
 
 SAMPLES = ROOT / "docs" / "samples"
 

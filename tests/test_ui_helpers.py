@@ -21,14 +21,14 @@ import yaml
 from matplotlib.figure import Figure
 
 from providers.fake import ScriptedChatModel
-from sim.history import HIDDEN_NOTE, Hint, list_history, progress, session_replay
 from sim.persona import PERSONA_DIR, PersonaSpec, load_personas, parse_persona
-from sim.persona_repo import PersonaRepo
 from sim.practice import Practice
 from sim.probe_check import CheckReport, CheckResult
-from sim.store import SessionStore
-from sim.users import LOCAL_USER, User, UserStore
+from storage import SessionStore
 from tests.test_history import XSS, build
+from training.history import HIDDEN_NOTE, Hint, list_history, progress, session_replay
+from training.persona_repo import PersonaRepo
+from training.users import LOCAL_USER, User, UserStore
 from web.ui_helpers import (
     ASSESSMENT_METER,
     FORM_FIELDS,

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from common.settings import Settings
-from sim.store import MIGRATIONS, Session, SessionStore, m001_initial, m002_branches
-from sim.users import (
+from storage import MIGRATIONS, Session, SessionStore, m001_initial, m002_branches
+from training.users import (
     LOCAL_USER,
     PermissionDenied,
     UnsafeBind,

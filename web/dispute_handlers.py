@@ -4,7 +4,7 @@ the rulings shown with a session, and the trainers' review queue.
 ``app.py`` builds one :class:`DisputeHandlers`, lays out :func:`dispute_panel` under the
 feedback card, :func:`session_rulings` in History and :func:`review_tab` as a tab, and calls
 :meth:`DisputeHandlers.wire`. Every handler resolves the acting user from the request and
-leaves the role checks to ``sim/disputes.py``, so a call through the Gradio API gets exactly
+leaves the role checks to ``training/disputes.py``, so a call through the Gradio API gets exactly
 what the page gets.
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 
 import gradio as gr
 
-from sim.disputes import (
+from storage import SessionStore
+from training.disputes import (
     STATUSES,
     Dispute,
     DisputeError,
@@ -29,8 +30,7 @@ from sim.disputes import (
     rule,
     verdicts_of,
 )
-from sim.store import SessionStore
-from sim.users import PermissionDenied, User, is_owner
+from training.users import PermissionDenied, User, is_owner
 from web.ui_helpers import dataframe, or_none, short_date, status_html
 
 Request = gr.Request | None

@@ -2,8 +2,8 @@
 
 Anyone signed in may import a transcript of their own conversation: it is masked, graded
 into the same feedback card as a practice session and saved in their History, marked as a
-real conversation (``sim/real_import.py``). Trainers may then press **Practise this
-customer**: a draft persona is made from it (``sim/persona_draft.py``) and opened in the
+real conversation (``training/real_import.py``). Trainers may then press **Practise this
+customer**: a draft persona is made from it (``training/persona_draft.py``) and opened in the
 Persona Studio, where they finish it, run the probe check and publish it as usual.
 
 ``app.py`` builds one :class:`ImportHandlers`, lays the tab out with :func:`import_layout`
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from sim.persona_draft import DraftError, draft_mode, draft_persona
-from sim.persona_repo import RepoError
-from sim.real_import import import_file, is_real, summary_line
-from sim.transcripts import MAX_BYTES, SpeakersUnclear, TranscriptError, read_file
-from sim.users import PermissionDenied, User, require_view, visible_transcript
+from training.persona_draft import DraftError, draft_mode, draft_persona
+from training.persona_repo import RepoError
+from training.real_import import import_file, is_real, summary_line
+from training.transcripts import MAX_BYTES, SpeakersUnclear, TranscriptError, read_file
+from training.users import PermissionDenied, User, require_view, visible_transcript
 from web.studio_handlers import Request, StudioHandlers
 from web.ui_helpers import status_html
 

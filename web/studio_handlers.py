@@ -3,7 +3,7 @@
 ``app.py`` builds one :class:`StudioHandlers` and wires its ``studio_*`` methods into the
 Studio tab. Each handler checks the trainer role on the server (through ``trainer``) because
 it can be called through the Gradio API as well as from the page. The library itself (drafts,
-versions, publishing) is ``sim/persona_repo.py``; the form and table helpers are
+versions, publishing) is ``training/persona_repo.py``; the form and table helpers are
 ``web/ui_helpers.py``.
 """
 
@@ -19,7 +19,10 @@ from typing import Any
 import gradio as gr
 
 from sim.persona import Persona, PersonaError, parse_persona
-from sim.persona_repo import (
+from sim.practice import InputRejected, Practice
+from sim.simulator import SimulatorError
+from storage import SessionStore
+from training.persona_repo import (
     ConflictError,
     PersonaRepo,
     RepoError,
@@ -27,10 +30,7 @@ from sim.persona_repo import (
     check_id,
     normalise_text,
 )
-from sim.practice import InputRejected, Practice
-from sim.simulator import SimulatorError
-from sim.store import SessionStore
-from sim.users import User
+from training.users import User
 from web.ui_helpers import (
     FORM_FIELDS,
     LIBRARY_HEADERS,

@@ -3,8 +3,8 @@
 Everything here turns the data the ``sim`` modules return into what a Gradio component
 shows (table rows, dropdown choices, HTML, YAML text, form values, figures), with every piece
 of stored or typed text escaped. Nothing here checks permissions: the app's handlers resolve
-the acting user and call the permission-checked functions of ``sim/history.py``,
-``sim/users.py`` and ``sim/persona_repo.py`` first, then hand the results to these helpers.
+the acting user and call the permission-checked functions of ``training/history.py``,
+``training/users.py`` and ``training/persona_repo.py`` first, then hand the results to these helpers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import yaml
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ValidationError
 
-from sim.history import HIDDEN_NOTE, Hint, HistoryRow, ProgressData, Replay, plot_progress
 from sim.persona import (
     Archetype,
     MoodRules,
@@ -34,11 +33,12 @@ from sim.persona import (
     Scenario,
 )
 from sim.trace import plot_trace
-from sim.users import Assignment
+from training.history import HIDDEN_NOTE, Hint, HistoryRow, ProgressData, Replay, plot_progress
+from training.users import Assignment
 
 if TYPE_CHECKING:
     from sim.practice import Practice
-    from sim.store import Session, SessionStore
+    from storage import Session, SessionStore
 
 # --- small shared bits --------------------------------------------------------------------
 NO_FILTER = ""
@@ -337,7 +337,7 @@ def replay_figure(replay: Replay) -> Figure:
 
 
 def progress_figure(data: ProgressData, subject_label: str | None = None) -> Figure:
-    """:func:`sim.history.plot_progress`, titled with whose progress it is."""
+    """:func:`training.history.plot_progress`, titled with whose progress it is."""
     fig = plot_progress(data)
     if subject_label and data.points:
         kind = f": {archetype_label(data.archetype)} customers" if data.archetype else ""
@@ -753,7 +753,7 @@ LIBRARY_HEADERS = ["Id", "Name", "Type", "Difficulty", "Status", "Version", "Pro
 
 
 def library_table(summaries: Sequence[Any]) -> list[list[str]]:
-    """Rows for the Studio library from :class:`sim.persona_repo.PersonaSummary` objects."""
+    """Rows for the Studio library from :class:`training.persona_repo.PersonaSummary` objects."""
     out = []
     for s in summaries:
         status = s.status + (" (changed)" if s.unpublished_changes else "")

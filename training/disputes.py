@@ -16,7 +16,7 @@ A private session's words stay the trainee's: a trainer sees the disputed turn (
 the turns before it and the quoted evidence) only when the trainee chose to share that turn
 with the dispute. Rulings on turns that were never shared are not exported as data either.
 
-Storage is migration ``m004_disputes`` in ``sim/store.py``.
+Storage is migration ``m004_disputes`` in ``storage/``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sim.store import DuplicateError, Session, SessionStore
-from sim.users import PermissionDenied, User, is_owner, require_trainer
+from storage import DuplicateError, Session, SessionStore
+from training.users import PermissionDenied, User, is_owner, require_trainer
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -458,7 +458,7 @@ def suite_arguments(store: SessionStore, fitted: Collection[str] = ()) -> dict[s
 
 
 def _settings_store(settings: Settings) -> SessionStore:
-    from sim.store import open_store
+    from storage import open_store
 
     return open_store(settings)
 

@@ -9,8 +9,8 @@ Modules: ``session_store`` (:class:`SessionStore` and :func:`open_store`), ``mig
 ``records`` (the returned records and errors), ``accounts`` and ``dispute_rows`` (their rows).
 """
 
-from sim.store.dispute_rows import DISPUTE_COLUMNS
-from sim.store.migrations import (
+from storage.dispute_rows import DISPUTE_COLUMNS
+from storage.migrations import (
     MIGRATIONS,
     Migration,
     m001_initial,
@@ -20,8 +20,8 @@ from sim.store.migrations import (
     m005_real_conversations,
     migration,
 )
-from sim.store.records import DuplicateError, Role, Session, StoreError, Turn, display_url
-from sim.store.session_store import SessionStore, open_store
+from storage.records import DuplicateError, Role, Session, StoreError, Turn, display_url
+from storage.session_store import SessionStore, open_store
 
 __all__ = [
     "DISPUTE_COLUMNS",

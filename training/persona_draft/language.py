@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sim.masking import (
+from sim.persona import Archetype
+from training.masking import (
     PLACEHOLDER_RE,
 )
-from sim.persona import Archetype
 
 if TYPE_CHECKING:
     pass

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sim.director import DirectorState, listening_clauses, rules_for
 from sim.persona import Persona
-from sim.store import Session
-from sim.users import (
+from storage import Session
+from training.users import (
     PermissionDenied,
 )
 

@@ -86,7 +86,7 @@ def m002_branches(db: Connection | sqlite3.Connection) -> None:
 
 @migration
 def m003_users(db: Connection | sqlite3.Connection) -> None:
-    """Accounts and roles (``sim/users.py``), trainer assignments, and per-session mode/hints."""
+    """Accounts and roles (``training/users.py``), trainer assignments, and per-session mode/hints."""
     serial = (
         "INTEGER PRIMARY KEY AUTOINCREMENT"
         if _dialect(db) == "sqlite"
@@ -127,7 +127,7 @@ def m003_users(db: Connection | sqlite3.Connection) -> None:
 @migration
 def m004_disputes(db: Connection | sqlite3.Connection) -> None:
     """A trainee's dispute of one verdict (a technique on an agent turn) and a trainer's
-    ruling on it (the logic lives in ``sim/disputes.py``)."""
+    ruling on it (the logic lives in ``training/disputes.py``)."""
     serial = (
         "INTEGER PRIMARY KEY AUTOINCREMENT"
         if _dialect(db) == "sqlite"
@@ -166,5 +166,5 @@ def m004_disputes(db: Connection | sqlite3.Connection) -> None:
 
 @migration
 def m005_real_conversations(db: Connection | sqlite3.Connection) -> None:
-    """A session imported from a real conversation (``sim/real_import.py``), not practised."""
+    """A session imported from a real conversation (``training/real_import.py``), not practised."""
     _run(db, ["ALTER TABLE sessions ADD COLUMN real_conversation INTEGER NOT NULL DEFAULT 0"])

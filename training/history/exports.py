@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sim.store import Session, SessionStore
-from sim.users import (
+from storage import Session, SessionStore
+from training.users import (
     User,
     require_trainer,
     require_view,
@@ -20,7 +20,7 @@ from sim.users import (
 
 if TYPE_CHECKING:
     pass
-from sim.history.records import (
+from training.history.records import (
     HIDDEN_NOTE,
     Personas,
     _extras,

@@ -31,7 +31,7 @@ def _sqlite_file(db: Path | str) -> Path:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from sim.store import display_url
+    from storage import display_url
 
     try:
         url = make_url(db)

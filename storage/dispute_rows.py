@@ -1,4 +1,4 @@
-"""Dispute and ruling rows (m004; the logic lives in ``sim/disputes.py``)."""
+"""Dispute and ruling rows (m004; the logic lives in ``training/disputes.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
     pass
-from sim.store.records import DuplicateError, Rows, _is_unique_violation, _now
+from storage.records import DuplicateError, Rows, _is_unique_violation, _now
 
 DISPUTE_COLUMNS = frozenset(
     [

@@ -23,10 +23,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from sim.store.accounts import AccountRows
-from sim.store.dispute_rows import DisputeRows
-from sim.store.migrations import _PG_MIGRATION_LOCK, MIGRATIONS
-from sim.store.records import (
+from storage.accounts import AccountRows
+from storage.dispute_rows import DisputeRows
+from storage.migrations import _PG_MIGRATION_LOCK, MIGRATIONS
+from storage.records import (
     _INSERT_TURN,
     Role,
     Session,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sim.masking import wordset
+from training.masking import wordset
 
 Role = Literal["customer", "agent"]
 Format = Literal["text", "csv", "jsonl"]

@@ -3,7 +3,7 @@
 The draft is built from the masked conversation and its feedback by deterministic
 extraction, using the same signals the simulation runs on:
 
-- **scenario**: the company (``sim.masking.company_names``), the product the customer
+- **scenario**: the company (``training.masking.company_names``), the product the customer
   talks about most, and the problem from their first message, in the third person;
 - **opening line**: the customer's first message; masked data in it is rewritten into
   words a customer would say ("my phone number", the draft's own first name);
@@ -30,12 +30,18 @@ conversation), ``checks`` (schema and personal-data checks, YAML), ``wording`` (
 and the LLM draft).
 """
 
-from sim.persona_draft.checks import personal_data_in, scrub, suggest_id, to_yaml, validate_draft
-from sim.persona_draft.extraction import extract
-from sim.persona_draft.language import archetype_of, distress
-from sim.persona_draft.records import Draft, DraftError, DraftSource, Phraser
-from sim.persona_draft.text import DRAFT_NAMES, sentences, third_person, unmask_words
-from sim.persona_draft.wording import (
+from training.persona_draft.checks import (
+    personal_data_in,
+    scrub,
+    suggest_id,
+    to_yaml,
+    validate_draft,
+)
+from training.persona_draft.extraction import extract
+from training.persona_draft.language import archetype_of, distress
+from training.persona_draft.records import Draft, DraftError, DraftSource, Phraser
+from training.persona_draft.text import DRAFT_NAMES, sentences, third_person, unmask_words
+from training.persona_draft.wording import (
     DraftMode,
     draft_mode,
     draft_persona,

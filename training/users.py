@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, get_args
 import bcrypt
 
 from common.settings import Settings
-from sim.store import DuplicateError, SessionStore
+from storage import DuplicateError, SessionStore
 
 if TYPE_CHECKING:
     from sim.practice import Practice, PracticeSession
@@ -87,7 +87,7 @@ LOCAL_USER = User(name=None, role="trainer")
 
 
 class OwnedSession(Protocol):
-    """What the role checks need of a session (``sim.store.Session`` has both)."""
+    """What the role checks need of a session (``storage.Session`` has both)."""
 
     @property
     def user_id(self) -> str | None: ...

@@ -1,9 +1,9 @@
 """A trainee's history: past sessions, replays, progress over time, exports and hints.
 
-Every function that returns session data takes the acting :class:`~sim.users.User` and
-applies the role rules of ``sim/users.py``: trainees see only their own sessions; trainers
+Every function that returns session data takes the acting :class:`~training.users.User` and
+applies the role rules of ``training/users.py``: trainees see only their own sessions; trainers
 see all, but a *private* session's transcript (and every quote from it) only its owner.
-A trainee asking for someone else's session gets :class:`~sim.users.PermissionDenied`.
+A trainee asking for someone else's session gets :class:`~training.users.PermissionDenied`.
 
 Everything here reads what is already stored with a session: the director's state in the
 turn metadata (agent turns ``meta["step"]``, customer turns ``meta["director_state"]``),
@@ -14,7 +14,7 @@ Modules: ``records`` (reading one stored session), ``listing`` (the list and a r
 ``progress``, ``exports`` and ``hints``.
 """
 
-from sim.history.exports import (
+from training.history.exports import (
     HTML_RENDERERS,
     Block,
     Seg,
@@ -25,7 +25,7 @@ from sim.history.exports import (
     to_markdown,
     to_plain_html,
 )
-from sim.history.hints import (
+from training.history.hints import (
     HIGH_DISTRESS,
     HINT_TEXT,
     GuidanceSearch,
@@ -34,8 +34,8 @@ from sim.history.hints import (
     choose_hint,
     hint_for,
 )
-from sim.history.listing import HistoryRow, Replay, ReplayTurn, list_history, session_replay
-from sim.history.progress import (
+from training.history.listing import HistoryRow, Replay, ReplayTurn, list_history, session_replay
+from training.history.progress import (
     MOOD_COLOUR,
     TECHNIQUE_COLOURS,
     ProgressData,
@@ -44,7 +44,7 @@ from sim.history.progress import (
     plot_progress,
     progress,
 )
-from sim.history.records import (
+from training.history.records import (
     HIDDEN_NOTE,
     REAL_MODE,
     REAL_NAME,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sim.persona import SLUG
-from sim.persona_repo.records import InvalidId, NotFound
+from training.persona_repo.records import InvalidId, NotFound
 
 
 # --- helpers ---------------------------------------------------------------------------------

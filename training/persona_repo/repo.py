@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sim.persona import PERSONA_DIR, SLUG, Persona, PersonaError, parse_persona
-from sim.persona_repo.files import (
+from training.persona_repo.files import (
     _check_n,
     _fsync_dir,
     _now,
@@ -23,7 +23,7 @@ from sim.persona_repo.files import (
     normalise_text,
     text_sha,
 )
-from sim.persona_repo.records import (
+from training.persona_repo.records import (
     ARCHIVE_DIR,
     LOCK_NAME,
     SHIPPED_AUTHOR,

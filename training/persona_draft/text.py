@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from sim.masking import (
+from training.masking import (
     PLACEHOLDER_RE,
     has_placeholder,
     wordset,

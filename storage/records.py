@@ -105,7 +105,7 @@ def _turn_params(session_id: str, t: Turn) -> Mapping[str, Any]:
 
 class Rows:
     """What the row groups (accounts, disputes) need from the store: a write transaction
-    and a read connection, provided by :class:`sim.store.SessionStore`."""
+    and a read connection, provided by :class:`storage.SessionStore`."""
 
     def _tx(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from sim.masking import (
+from sim.persona import SLUG, PersonaSpec
+from training.masking import (
     find_pii,
     has_placeholder,
     mask_text,
 )
-from sim.persona import SLUG, PersonaSpec
 
 if TYPE_CHECKING:
     pass
 
-from sim.persona_draft.records import DraftError
-from sim.persona_draft.text import _clip, _slug, unmask_words
+from training.persona_draft.records import DraftError
+from training.persona_draft.text import _clip, _slug, unmask_words
 
 
 # --- checks ----------------------------------------------------------------------------------

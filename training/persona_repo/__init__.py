@@ -32,8 +32,8 @@ Modules: ``records`` (names, errors and the version records), ``files`` (ids, ha
 durable writes) and ``repo`` (:class:`PersonaRepo`).
 """
 
-from sim.persona_repo.files import atomic_write, check_id, normalise_text, text_sha
-from sim.persona_repo.records import (
+from training.persona_repo.files import atomic_write, check_id, normalise_text, text_sha
+from training.persona_repo.records import (
     ARCHIVE_DIR,
     LOCK_NAME,
     SHIPPED_AUTHOR,
@@ -48,7 +48,7 @@ from sim.persona_repo.records import (
     Status,
     VersionInfo,
 )
-from sim.persona_repo.repo import PersonaRepo
+from training.persona_repo.repo import PersonaRepo
 
 __all__ = [
     "ARCHIVE_DIR",

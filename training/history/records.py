@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from sim.director import TECHNIQUES, DirectorState, Step
 from sim.persona import Persona, library_dir, load_personas
-from sim.store import Session, SessionStore
-from sim.users import (
+from storage import Session, SessionStore
+from training.users import (
     PermissionDenied,
     User,
     can_view_session,

@@ -8,20 +8,20 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from sim.masking import (
+from sim.persona import Archetype
+from training.masking import (
     find_pii,
     has_placeholder,
 )
-from sim.persona import Archetype
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from common.settings import Settings
 
-from sim.persona_draft.checks import scrub, suggest_id, to_yaml, validate_draft
-from sim.persona_draft.extraction import extract
-from sim.persona_draft.records import Draft, DraftError, DraftSource, Phraser
+from training.persona_draft.checks import scrub, suggest_id, to_yaml, validate_draft
+from training.persona_draft.extraction import extract
+from training.persona_draft.records import Draft, DraftError, DraftSource, Phraser
 
 # --- wording -----------------------------------------------------------------------------------
 _REWORD_PROBLEM = (

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sim.store import Session, SessionStore
 from sim.trace import trace_points
-from sim.users import (
+from storage import Session, SessionStore
+from training.users import (
     User,
     require_view,
     visible_transcript,
@@ -17,7 +17,7 @@ from sim.users import (
 
 if TYPE_CHECKING:
     pass
-from sim.history.records import (
+from training.history.records import (
     REAL_MODE,
     REAL_NAME,
     Outcome,

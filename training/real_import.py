@@ -1,10 +1,10 @@
-"""Importing a real conversation: read it (``sim/transcripts.py``), mask the personal data
-in it (``sim/masking.py``), grade it with the session grader into the same feedback as a
+"""Importing a real conversation: read it (``training/transcripts.py``), mask the personal data
+in it (``training/masking.py``), grade it with the session grader into the same feedback as a
 practice session, and store it in History marked as a real conversation.
 
 Nothing unmasked is stored or returned, and nothing is stored unless every conversation in
 the file read, masked and graded: the sessions go in with one transaction
-(:meth:`sim.store.SessionStore.insert_real_conversations`).
+(:meth:`storage.SessionStore.insert_real_conversations`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sim.masking import COMPANY_WORDS, mask_text, mask_texts
-from sim.store import SessionStore
-from sim.transcripts import Transcript, parse, speaker_names
+from storage import SessionStore
+from training.masking import COMPANY_WORDS, mask_text, mask_texts
+from training.transcripts import Transcript, parse, speaker_names
 
 if TYPE_CHECKING:
     from rubric.feedback import Feedback
@@ -111,7 +111,7 @@ def import_file(
     agents: Iterable[str] = (),
 ) -> list[ImportedConversation]:
     """Read, mask, grade and store every conversation in a file. Raises
-    :class:`sim.transcripts.TranscriptError` (nothing stored) when the file can't be read."""
+    :class:`training.transcripts.TranscriptError` (nothing stored) when the file can't be read."""
     return import_transcripts(store, grader, user_id, parse(data, filename, fmt, agents))
 
 
@@ -176,7 +176,7 @@ def import_with_roles(
 ) -> list[ImportedConversation]:
     """:func:`import_file` with speakers named by role. Agents named settle it; with only
     customers named, the file's other speakers (not labelled customer) are the agents."""
-    from sim.transcripts import SpeakersUnclear, role_of
+    from training.transcripts import SpeakersUnclear, role_of
 
     roles = dict(roles or {})
     agents = [n for n, r in roles.items() if r == "agent"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sim.director import listening_clauses, mentions
-from sim.masking import (
+from training.masking import (
     PLACEHOLDER_RE,
     company_names,
     has_placeholder,
@@ -19,9 +19,9 @@ from sim.masking import (
 if TYPE_CHECKING:
     pass
 
-from sim.persona_draft.language import archetype_of, distress
-from sim.persona_draft.records import DraftError
-from sim.persona_draft.text import (
+from training.persona_draft.language import archetype_of, distress
+from training.persona_draft.records import DraftError
+from training.persona_draft.text import (
     _PRODUCTS,
     _RESOLUTION,
     _TECHNIQUE_WORDS,

@@ -1,4 +1,4 @@
-"""Account and assignment rows (m003; the rules live in ``sim/users.py``)."""
+"""Account and assignment rows (m003; the rules live in ``training/users.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
     pass
-from sim.store.records import DuplicateError, Rows, _is_unique_violation, _now
+from storage.records import DuplicateError, Rows, _is_unique_violation, _now
 
 
 class AccountRows(Rows):

@@ -10,14 +10,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from sim.director import MAX_DISTRESS
-from sim.store import SessionStore
-from sim.users import (
+from storage import SessionStore
+from training.users import (
     User,
 )
 
 if TYPE_CHECKING:
     pass
-from sim.history.records import (
+from training.history.records import (
     REAL_MODE,
     Outcome,
     Personas,
