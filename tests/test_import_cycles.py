@@ -132,3 +132,33 @@ def test_the_simulation_reads_no_data_from_eval_or_the_web_app() -> None:
         if pattern.search(line)
     ]
     assert not found, found
+
+
+# The layers, bottom up, as the README's "How it fits together" lists them: a package may
+# import only from layers below it.
+LAYERS = [
+    "common",
+    "providers",
+    "storage",
+    "sim",
+    "rubric",
+    "training",
+    "eval",
+    "web",
+    "bootstrap",
+    "app",
+    "cli",
+    "bench",
+]
+
+
+def test_packages_import_only_from_the_layers_below() -> None:
+    units = top_levels()
+    unlisted = sorted(set(units) - set(LAYERS))
+    assert not unlisted, f"place these in LAYERS (and the README's map): {unlisted}"
+    upward = {
+        f"{a} -> {b}": where[:3]
+        for (a, b), where in edges(units).items()
+        if LAYERS.index(b) > LAYERS.index(a)
+    }
+    assert not upward, upward
