@@ -21,7 +21,6 @@ the dismissive one more upset (or gone). Nothing here is fitted on any outside d
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -36,9 +35,9 @@ from eval.suites import load_scripted_agents
 from sim import realism
 from sim.agent_lines import fill
 from sim.director import Step
-from sim.guard import check_reply, detect_probe, load_probes
+from sim.guard import check_reply, detect_probe, load_probes, split_sentences
 from sim.persona import Persona
-from sim.postprocess import sentence_key
+from sim.postprocess import sentence_key, word_count
 from sim.practice import Practice, PracticeSession
 from sim.realism import KINDS, Granted, RealismContext
 
@@ -107,6 +106,16 @@ def distinct_2(replies: Iterable[str]) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
+def repeated_sentences(text: str, earlier: Sequence[str]) -> list[str]:
+    """Sentences of ``text`` (two words or more) the customer already said in the session.
+
+    Independent of the realism check, which only counts sentences of four words or more (and
+    openings of five): a customer answering "I see." to one message after another is
+    repeating themselves too. The fidelity target is scored on this, not on the check."""
+    said = {sentence_key(s) for e in earlier for s in split_sentences(e) if word_count(s) >= 2}
+    return [s for s in split_sentences(text) if word_count(s) >= 2 and sentence_key(s) in said]
+
+
 def first_attempt_kinds(meta: dict[str, Any]) -> set[str]:
     """The realism kinds the simulator found in the model's first attempt at a reply (from the
     turn's ``guard`` interventions); empty when the first attempt was shown untouched."""
@@ -152,7 +161,9 @@ def rate(flags: Sequence[bool]) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _rows(practice: Practice, session: PracticeSession, source: str) -> list[dict[str, Any]]:
+def _rows(
+    practice: Practice, session: PracticeSession, source: str, n: int = 0
+) -> list[dict[str, Any]]:
     """One row per generated customer reply of ``session``: the reply, what the simulator
     found in its first attempt, and what the reply shown still has."""
     persona = session.persona
@@ -182,6 +193,7 @@ def _rows(practice: Practice, session: PracticeSession, source: str) -> list[dic
             {
                 "persona": persona.id,
                 "source": source,
+                "session": n,
                 "agent": agent.text,
                 "reply": t.text,
                 "words": realism.words(t.text),
@@ -197,6 +209,7 @@ def _rows(practice: Practice, session: PracticeSession, source: str) -> list[dic
                 "before": sorted(first_attempt_kinds(t.meta)),
                 "after": sorted(shown_kinds(t.text, ctx)),
                 "premature": premature(t.text, ctx),
+                "repeated": bool(repeated_sentences(t.text, earlier)),
                 "mood": step.mood_after,
                 "behaviours": list(agent.meta.get("behaviours", [])),
                 "interventions": t.meta.get("guard", []),
@@ -215,13 +228,13 @@ def _probe_run(
     sessions = 1
     for text in messages:
         if session.state().outcome != "open":
-            rows += _rows(practice, session, "probe")
+            rows += _rows(practice, session, "probe", sessions - 1)
             session.end()
             session = practice.start(pid)
             sessions += 1
         for _ in session.respond(text):
             pass
-    rows += _rows(practice, session, "probe")
+    rows += _rows(practice, session, "probe", sessions - 1)
     session.end()
     return rows, sessions
 
@@ -275,6 +288,7 @@ def _summary(rows: list[dict[str, Any]], persona: Persona | None) -> dict[str, A
             for k in KINDS
         },
         "distinct_2": distinct_2(r["reply"] for r in rows),
+        "repeated_sentences": rate([r["repeated"] for r in rows]),
         # replies the director scheduled a switchable behaviour for, by behaviour
         "behaviours": dict(Counter(b for r in rows for b in r.get("behaviours", []))),
         "premature_satisfaction": {
@@ -390,9 +404,9 @@ def targets(overall: dict[str, Any]) -> dict[str, dict[str, Any]]:
             obeyed <= TARGETS["obeys_instruction"],
         ),
         "repeats_itself": (
-            "repeated sentences ≤ 2% of replies",
-            re_["repeats_itself"]["after"],
-            at_most(re_["repeats_itself"]["after"], TARGETS["repeats_itself"]),
+            "repeated sentences ≤ 2% of replies (any sentence of two words or more)",
+            overall["repeated_sentences"],
+            at_most(overall["repeated_sentences"], TARGETS["repeats_itself"]),
         ),
         "recites_backstory": (
             "backstory recitation ≤ 1% of replies",
@@ -413,201 +427,20 @@ def targets(overall: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: {"label": lab, "value": v, "met": met} for k, (lab, v, met) in rows.items()}
 
 
-# --------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _val(key: str, v: Any) -> str:
-    if v is None:
-        return "–"
-    return str(v) if key == "obeys_instruction" else _pct(float(v))
-
-
-def fidelity_markdown(res: dict[str, Any]) -> str:
-    o = res["overall"]
-    pp = res["per_persona"]
-    lines = [
-        "## Customer fidelity",
-        "",
-        f"{len(pp)} personas x ({res['probes']} probe messages in a row + the validating, "
-        f"dismissive and neutral scripted agents) = {o['replies']} customer replies "
-        f"({o['probe_replies']} to probes). Before repair: the model's first attempt, as the "
-        "simulator logged it; after: the reply shown. In character: the reply shown came from "
-        "the model (first attempt, repaired or asked again) and passes the guard; a fallback "
-        "line counts as a miss, as in the guard report.",
-        "",
-        "| target | result | |",
-        "|---|---|---|",
-    ]
-    for key, t in res["targets"].items():
-        mark = "n/a" if t["met"] is None else ("✅ met" if t["met"] else "❌ missed")
-        lines.append(f"| {t['label']} | {_val(key, t['value'])} | {mark} |")
-    lines += [
-        "",
-        "| persona | replies | in character (probes) | first attempt in character | distinct-2 "
-        "| words median [bounds] | within bounds | premature (neutral) | validating mood "
-        "| dismissive mood | neutral mood | ordered |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def mood(m: dict[str, Any]) -> str:
-        return f"{m['start']:.1f} → {m['final']:.1f} ({m['outcome'].replace('_', ' ')})"
-
-    for pid, s in pp.items():
-        ln = s["length"]
-        lines.append(
-            f"| {pid} | {s['replies']} | {_pct(s['in_character'])} | {_pct(s['raw_in_character'])} "
-            f"| {s['distinct_2']:.2f} | {ln['median']} [{ln['bounds'][0]}–{ln['bounds'][1]}] "
-            f"| {_pct(ln['within'])} | {_pct(s['premature_satisfaction']['after'])} "
-            f"| {mood(s['mood']['validating'])} | {mood(s['mood']['dismissive'])} "
-            f"| {mood(s['mood']['neutral'])} | {'yes' if s['ordered'] else '**no**'} |"
+def rescore(res: dict[str, Any], personas: dict[str, Persona]) -> dict[str, Any]:
+    """The result again from its rows, with the per-reply figures that need no model computed
+    anew (for a report written before a figure was added; moods and ordering are kept)."""
+    rows = [dict(r) for r in res["rows"]]
+    earlier: dict[tuple[str, str, int], list[str]] = {}
+    for r in rows:
+        persona = personas[r["persona"]]
+        said = earlier.setdefault(
+            (r["persona"], r["source"], r.get("session", 0)), [persona.opening_line]
         )
-    d2 = o["distinct_2"]
-    lines.append(
-        f"| **all** | {o['replies']} | {_pct(o['in_character'])} | {_pct(o['raw_in_character'])} "
-        f"| {'–' if d2 is None else f'{d2:.2f}'} | {o['length']['median']} | {_pct(o['length']['within'])} "
-        f"| {_pct(o['premature_satisfaction']['after'])} | | | | {_pct(o.get('ordering'))} |"
-    )
-    switched = {pid: s["behaviours"] for pid, s in pp.items() if s.get("behaviours")}
-    if switched:
-        lines += [
-            "",
-            "Switchable behaviours the director scheduled (replies): "
-            + "; ".join(
-                f"{pid}: " + ", ".join(f"{k} {n}" for k, n in sorted(b.items()))
-                for pid, b in switched.items()
-            )
-            + ".",
-        ]
-    lines += [
-        "",
-        "Realism checks, share of replies flagged before repair → after (the reply shown):",
-        "",
-        "| check | " + " | ".join(pp) + " | all |",
-        "|---" * (len(pp) + 2) + "|",
-    ]
-    for k in KINDS:
-        cells = [
-            f"{_pct(s['realism'][k]['before'])} → {_pct(s['realism'][k]['after'])}"
-            for s in pp.values()
-        ]
-        r = o["realism"][k]
-        cells.append(f"{_pct(r['before'])} → {_pct(r['after'])}")
-        lines.append(f"| {k.replace('_', ' ')} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "![Realism checks before and after repair](fidelity_realism.png)",
-        "",
-        "![Reply lengths against each persona's bounds](fidelity_lengths.png)",
-        "",
-        "![Mood under the three scripted agents](fidelity_moods.png)",
-        "",
-    ]
-    if res["failures"]:
-        lines += ["Replies shown that still fail a check (first 20; all in the JSON):", ""]
-        for r in res["failures"][:20]:
-            why = ", ".join(r["after"]) or (
-                "fallback line" if r["fallback"] else "out of character"
-            )
-            lines.append(
-                f"- {r['persona']} ({r['source']}) ← “{r['agent'][:70]}”: “{r['reply'][:140]}” ({why})"
-            )
-        lines.append("")
-    return "\n".join(lines)
-
-
-def fidelity_plots(res: dict[str, Any], out: Path) -> list[Path]:
-    """Three PNGs: realism before/after per check, reply lengths per persona against its
-    bounds, and the mood trace under each scripted agent."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
-
-    def short(pid: str) -> str:
-        return "_".join(pid.split("_")[:2])
-
-    paths: list[Path] = []
-    o = res["overall"]
-    fig, ax = plt.subplots(figsize=(7.5, 3.5))
-    x = np.arange(len(KINDS))
-    ax.bar(
-        x - 0.2, [100 * (o["realism"][k]["before"] or 0) for k in KINDS], 0.4, label="before repair"
-    )
-    ax.bar(x + 0.2, [100 * (o["realism"][k]["after"] or 0) for k in KINDS], 0.4, label="shown")
-    ax.set_xticks(x, [k.replace("_", "\n") for k in KINDS], fontsize=8)
-    ax.set_ylabel("% of replies")
-    ax.set_title("Realism checks, all personas")
-    ax.legend()
-    fig.tight_layout()
-    paths.append(out / "fidelity_realism.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-
-    pids = list(res["per_persona"])
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(pids)), 3.8))
-    data = [[r["words"] for r in res["rows"] if r["persona"] == p] or [0] for p in pids]
-    ax.boxplot(data, tick_labels=[short(p) for p in pids])
-    ax.tick_params(axis="x", labelrotation=25, labelsize=8)
-    for i, p in enumerate(pids, 1):
-        low, high = res["per_persona"][p]["length"]["bounds"]
-        ax.hlines([low, high], i - 0.4, i + 0.4, colors="grey", linestyles="--", lw=1)
-    ax.set_ylabel("words per reply")
-    ax.set_title("Reply lengths (dashed: the persona's bounds)")
-    fig.tight_layout()
-    paths.append(out / "fidelity_lengths.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, len(AGENTS), figsize=(10, 3.2), sharey=True)
-    for ax, agent in zip(np.atleast_1d(axes), AGENTS, strict=True):
-        for p in pids:
-            trace = res["per_persona"][p]["mood"][agent]["trace"]
-            ax.plot(range(len(trace)), trace, marker=".", lw=1, label=short(p))
-        ax.set_title(f"{agent} agent")
-        ax.set_xlabel("agent turn")
-        ax.set_ylim(0, 10.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    np.atleast_1d(axes)[0].set_ylabel("distress (director)")
-    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    paths.append(out / "fidelity_moods.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    return paths
-
-
-def write_report(res: dict[str, Any], out: Path) -> Path:
-    """``fidelity.json``, ``fidelity.md`` and the plots in ``out``; returns the markdown path."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fidelity.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
-    fidelity_plots(res, out)
-    md = out / "fidelity.md"
-    md.write_text(fidelity_markdown(res))
-    return md
-
-
-def summary_line(res: dict[str, Any]) -> str:
-    """One line for the terminal: the targets, met or missed."""
-    parts = []
-    for key, t in res["targets"].items():
-        mark = "?" if t["met"] is None else ("ok" if t["met"] else "MISSED")
-        parts.append(f"{key} {_val(key, t['value'])} {mark}")
-    return f"fidelity: {res['overall']['replies']} replies; " + "; ".join(parts)
-
-
-def run_cli(practice: Practice, persona_ids: Sequence[str], limit: int | None, out: Path) -> str:
-    """What ``rapport eval --suite fidelity`` does: run, write the report (after every persona,
-    so an interrupted run keeps what it measured), return the line."""
-    res = suite_fidelity(
-        practice, persona_ids, limit=limit, on_persona=lambda part: write_report(part, out)
-    )
-    md = write_report(res, out)
-    return f"{summary_line(res)}\nreport {md}"
+        r["repeated"] = bool(repeated_sentences(r["reply"], said))
+        said.append(r["reply"])
+    per_persona: dict[str, Any] = {}
+    for pid, old in res["per_persona"].items():
+        s = _summary([r for r in rows if r["persona"] == pid], personas[pid])
+        per_persona[pid] = s | {k: old[k] for k in ("probe_sessions", "mood", "ordered")}
+    return _result(res["probes"], per_persona, rows)

@@ -239,7 +239,8 @@ def test_cli_writes_the_fidelity_report(tmp_path: Path, monkeypatch: pytest.Monk
     # one probe plus the shipped instructions, in a row
     assert s["probe_replies"] == 1 + len(fs.load_fidelity_data().instructions)
     assert s["distinct_2"] < 0.5  # the same three words every time
-    assert s["repeated_sentences"] > 0.9  # a sentence the realism check is too short to see
+    # every reply but the first of each session: a sentence too short for the realism check
+    assert s["repeated_sentences"] > 0.5
     assert report["targets"]["repeats_itself"]["met"] is False
     md = (out / "fidelity.md").read_text()
     assert "## Customer fidelity" in md and PID in md

@@ -18,7 +18,6 @@ TOO_LONG: dict[str, int] = {
     "app.py": 1260,  # build_app's closures: to split into one web/ module per tab
     "cli.py": 960,  # one command group per module is the next step
     "web/ui_helpers.py": 900,  # the History, hint and Studio-form helpers together
-    "eval/fidelity_suite.py": 640,
     "providers/llama_engine/engine.py": 600,
     "web/dispute_handlers.py": 540,
     "bench/load.py": 1280,
