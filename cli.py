@@ -85,7 +85,7 @@ def personas_check(
     from sim.practice import Practice
     from sim.probe_check import check_persona, render_text
     from sim.simulator import SimulatorError
-    from sim.store import SessionStore
+    from storage import SessionStore
 
     settings = Settings()
     try:
@@ -340,11 +340,11 @@ def import_cmd(
     import bootstrap
     from common.settings import Settings
     from sim.persona import library_dir
-    from sim.persona_draft import DraftError, draft_with_settings
-    from sim.real_import import feedback_text, import_with_roles, public_result, speaker_roles
-    from sim.store import open_store
-    from sim.transcripts import SpeakersUnclear, TranscriptError, read_file
-    from sim.users import UserStore
+    from storage import open_store
+    from training.persona_draft import DraftError, draft_with_settings
+    from training.real_import import feedback_text, import_with_roles, public_result, speaker_roles
+    from training.transcripts import SpeakersUnclear, TranscriptError, read_file
+    from training.users import UserStore
 
     settings = Settings()
     if draft is not None and draft.resolve().parent == library_dir(settings).resolve():
@@ -512,7 +512,7 @@ def eval_cmd(
 
     opts = suites.Options(limit=limit, k=k, bootstrap=bootstrap)
     if "rulings" in names:  # from the database, less those any grader here was fitted on
-        from sim.store import StoreError
+        from storage import StoreError
 
         try:
             opts.extra["rulings"] = rulings_suite_input(settings, [g for _, g in graders])
@@ -597,7 +597,7 @@ def simulate(
     from sim.practice import Practice
     from sim.simulate import read_script, render_text
     from sim.simulate import simulate as run_simulation
-    from sim.store import SessionStore
+    from storage import SessionStore
 
     try:
         lines = read_script(agent_script.read_text(encoding="utf-8"))
@@ -663,8 +663,8 @@ def rubric_fit(
     rulings: list[dict[str, object]] = []
     if include_rulings:
         from common.settings import Settings
-        from sim.disputes import fit_records
-        from sim.store import StoreError
+        from storage import StoreError
+        from training.disputes import fit_records
 
         try:
             rulings = fit_records(Settings())
@@ -760,7 +760,7 @@ def backup_cmd(
 ) -> None:
     """Back up the session database. Safe while the app is running."""
     from common.settings import Settings
-    from sim.backup import BackupError, backup, check_database
+    from storage.backup import BackupError, backup, check_database
 
     db = Settings().database_url or Settings().db_path
     try:
@@ -779,7 +779,7 @@ def restore_cmd(
     """Replace the session database with a backup (stop the app first). The backup is
     checked before anything changes; the current database is kept beside it."""
     from common.settings import Settings
-    from sim.backup import BackupError, check_database, restore
+    from storage.backup import BackupError, check_database, restore
 
     db = Settings().database_url or Settings().db_path
     try:
@@ -802,8 +802,8 @@ def rulings_export(
     """Write every ruling as labelled data in the `rapport eval --input` format. Rulings on
     private turns the trainee did not share are left out."""
     from common.settings import Settings
-    from sim.disputes import export_rulings
-    from sim.store import StoreError
+    from storage import StoreError
+    from training.disputes import export_rulings
 
     try:
         data = export_rulings(Settings(), output)
@@ -824,8 +824,8 @@ app.add_typer(users_app, name="users")
 
 def _user_store() -> object:
     from common.settings import Settings
-    from sim.store import open_store
-    from sim.users import UserStore
+    from storage import open_store
+    from training.users import UserStore
 
     settings = Settings()
     settings.ensure_dirs()
@@ -849,7 +849,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Add an account. Prompts for the password twice unless --password-stdin."""
-    from sim.users import ROLES, UserError, UserStore, check_password, normalise_name
+    from training.users import ROLES, UserError, UserStore, check_password, normalise_name
 
     if role not in ROLES:
         typer.echo(f"error: --role must be trainee or trainer, not {role!r}", err=True)
@@ -881,7 +881,7 @@ def users_passwd(
     ] = False,
 ) -> None:
     """Set a new password for an account."""
-    from sim.users import UserError, UserStore
+    from training.users import UserError, UserStore
 
     users = _user_store()
     assert isinstance(users, UserStore)
@@ -900,7 +900,7 @@ def users_passwd(
 @users_app.command("list")
 def users_list() -> None:
     """List accounts: name, role, created."""
-    from sim.users import UserStore
+    from training.users import UserStore
 
     users = _user_store()
     assert isinstance(users, UserStore)
