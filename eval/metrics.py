@@ -1,51 +1,21 @@
 """Agreement and validity metrics for the evaluation suite, as small typed functions.
 
 Verdicts are booleans or ``None`` (not scored). Validity metrics are computed on the scored
-items only, and the abstention rate is reported beside them.
+items only, and the abstention rate is reported beside them. F1 and kappa themselves live in
+``common/metrics.py`` (grading fits its thresholds with the same ones) and are re-exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
+
+from common.metrics import PRF, f1, kappa, prf
 
 Verdict = bool | None
 Metric = Callable[[np.ndarray, np.ndarray], float]
-
-
-@dataclass(frozen=True)
-class PRF:
-    precision: float
-    recall: float
-    f1: float
-    support: int
-
-
-def prf(gold: Sequence[bool], pred: Sequence[bool]) -> PRF:
-    g, p = np.asarray(gold, dtype=bool), np.asarray(pred, dtype=bool)
-    tp = int((g & p).sum())
-    fp = int((~g & p).sum())
-    fn = int((g & ~p).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    return PRF(precision, recall, f1, int(g.sum()))
-
-
-def f1(gold: np.ndarray, pred: np.ndarray) -> float:
-    return prf(list(gold), list(pred)).f1
-
-
-def kappa(gold: np.ndarray, pred: np.ndarray) -> float:
-    """Cohen's kappa; 1.0 when both raters are constant and identical."""
-    g, p = np.asarray(gold, dtype=int), np.asarray(pred, dtype=int)
-    if len(set(g.tolist()) | set(p.tolist())) < 2:
-        return 1.0 if (g == p).all() else 0.0
-    return float(cohen_kappa_score(g, p))
 
 
 def alpha_nominal(runs: Sequence[Sequence[Verdict]]) -> float:
@@ -92,3 +62,17 @@ def bootstrap_ci(
         stats.append(metric(g[idx], p[idx]))
     lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
+
+
+__all__ = [
+    "PRF",
+    "Metric",
+    "Verdict",
+    "agreement",
+    "alpha_nominal",
+    "bootstrap_ci",
+    "f1",
+    "flip_rate",
+    "kappa",
+    "prf",
+]

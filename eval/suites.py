@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from tqdm import tqdm
 
+from common.metrics import binary_kappa
 from eval.metrics import agreement, alpha_nominal, bootstrap_ci, f1, flip_rate, kappa, prf
 from rubric.grader import Grader
 from sim.agent_lines import fill
@@ -56,30 +56,6 @@ def _bar(items: Sequence[Any], desc: str, opts: Options) -> Any:
     return tqdm(items, desc=desc, unit="turn", disable=not opts.progress or None, leave=False)
 
 
-def fast_kappa(gold: np.ndarray, pred: np.ndarray) -> float:
-    """``eval.metrics.kappa`` for boolean raters, bit for bit, without sklearn's overhead.
-
-    The bootstrap calls kappa thousands of times; ``cohen_kappa_score`` spends ~1 ms on input
-    checks each time. This repeats its arithmetic for two labels in the same order.
-    """
-    g, p = np.asarray(gold, dtype=int), np.asarray(pred, dtype=int)
-    if len(set(g.tolist()) | set(p.tolist())) < 2:
-        return 1.0 if (g == p).all() else 0.0
-    confusion = np.bincount(2 * g + p, minlength=4).reshape(2, 2).astype(np.float64)
-    sum0 = np.sum(confusion, axis=0)
-    sum1 = np.sum(confusion, axis=1)
-    denominator = np.sum(sum0)
-    if denominator == 0:
-        return float("nan")
-    expected = np.outer(sum0, sum1) / denominator
-    w_mat = np.ones((2, 2), dtype=np.float64)
-    np.fill_diagonal(w_mat, 0)
-    num, den = np.sum(w_mat * confusion), np.sum(w_mat * expected)
-    if den == 0:
-        return float("nan")
-    return float(1 - num / den)
-
-
 def validity(
     rows: list[dict[str, Any]],
     preds: list[Verdicts],
@@ -102,7 +78,7 @@ def validity(
             "f1": m.f1,
             "f1_ci": bootstrap_ci(f1, gold, pred, n=n_boot, seed=seed),
             "kappa": kappa(gold, pred),  # type: ignore[arg-type]
-            "kappa_ci": bootstrap_ci(fast_kappa, gold, pred, n=n_boot, seed=seed),
+            "kappa_ci": bootstrap_ci(binary_kappa, gold, pred, n=n_boot, seed=seed),
             "support": m.support,
             "n": len(rows),
             "abstain_rate": 1 - len(scored) / len(rows) if rows else 0.0,

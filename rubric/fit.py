@@ -17,6 +17,7 @@ from chromadb.config import Settings as ChromaSettings
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from common.metrics import f1
 from rubric.classifier import (
     CALIBRATION_PATH,
     FEATURES,
@@ -51,12 +52,6 @@ def feature_matrix(index: ExemplarIndex, rows: list[dict[str, Any]]) -> dict[str
     return {t: np.vstack(v) for t, v in per.items()}
 
 
-def _f1(pred: np.ndarray, gold: np.ndarray) -> float:
-    tp = int((pred & gold).sum())
-    denom = 2 * tp + int((pred & ~gold).sum()) + int((~pred & gold).sum())
-    return 2 * tp / denom if denom else 1.0
-
-
 def choose_abstain_band(
     scores: np.ndarray, gold: np.ndarray, threshold: float, max_abstain: float = 0.12
 ) -> float:
@@ -66,13 +61,13 @@ def choose_abstain_band(
     abstains (each point of abstention costs half a point of F1), abstaining on at most
     ``max_abstain`` of items.
     """
-    best, best_value = 0.0, _f1(scores >= threshold, gold)
+    best, best_value = 0.0, f1(scores >= threshold, gold)
     for band in (0.02, 0.04, 0.06, 0.08, 0.1):
         keep = np.abs(scores - threshold) >= band
         rate = 1.0 - keep.mean()
         if rate > max_abstain or keep.sum() == 0:
             continue
-        value = _f1(scores[keep] >= threshold, gold[keep]) - 0.5 * rate
+        value = f1(scores[keep] >= threshold, gold[keep]) - 0.5 * rate
         if value > best_value + 1e-9:
             best, best_value = band, value
     return best
@@ -96,7 +91,7 @@ def fit(rubric: Rubric | None = None, gold_path: Path = GOLD_PATH) -> Calibratio
             method="predict_proba",
         )[:, 1]
         grid = np.round(np.arange(0.3, 0.71, 0.02), 2)
-        threshold = float(max(grid, key=lambda th: (_f1(cv >= th, y), -abs(th - 0.5))))
+        threshold = float(max(grid, key=lambda th: (f1(cv >= th, y), -abs(th - 0.5))))
         model.fit(X[tid], y)
         techniques[tid] = TechniqueCalibration(
             weights=[float(w) for w in model.coef_[0]],

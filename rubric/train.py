@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from common.metrics import f1
 from rubric.labelled import Example, label_ids
 from rubric.turn_model import (
     MAX_TOKENS,
@@ -36,7 +37,6 @@ from rubric.turn_model import (
     TurnModel,
     base_model_dir,
     choose_threshold,
-    f1_score,
 )
 
 Log = Callable[[str], None]
@@ -256,7 +256,7 @@ def dev_f1(
         known = np.array([e.labels.get(lab) is not None for e in dev], dtype=bool)
         gold = np.array([bool(e.labels.get(lab)) for e in dev], dtype=bool)[known]
         pred = probs[known, j] >= cal[lab].threshold
-        out[lab] = round(f1_score(pred, gold), 4)
+        out[lab] = round(f1(pred, gold), 4)
     return out
 
 

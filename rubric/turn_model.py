@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.metrics import f1
+
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 MAX_TOKENS = 192
 
@@ -73,12 +75,6 @@ def base_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def f1_score(pred: np.ndarray, gold: np.ndarray) -> float:
-    tp = int((pred & gold).sum())
-    denom = 2 * tp + int((pred & ~gold).sum()) + int((~pred & gold).sum())
-    return 2 * tp / denom if denom else 1.0
-
-
 def choose_threshold(
     probs: np.ndarray, gold: np.ndarray, max_abstain: float = 0.08
 ) -> LabelCalibration:
@@ -86,14 +82,14 @@ def choose_threshold(
     band that best trades F1 on what is scored against abstaining (half a point of F1 per
     point abstained, at most ``max_abstain`` of items)."""
     grid = np.round(np.arange(0.10, 0.91, 0.02), 2)
-    th = float(max(grid, key=lambda t: (f1_score(probs >= t, gold), -abs(t - 0.5))))
-    best_band, best_value = 0.0, f1_score(probs >= th, gold)
+    th = float(max(grid, key=lambda t: (f1(probs >= t, gold), -abs(t - 0.5))))
+    best_band, best_value = 0.0, f1(probs >= th, gold)
     for band in (0.02, 0.04, 0.06, 0.08, 0.1):
         keep = np.abs(probs - th) >= band
         rate = 1.0 - keep.mean()
         if rate > max_abstain or keep.sum() == 0:
             continue
-        value = f1_score(probs[keep] >= th, gold[keep]) - 0.5 * rate
+        value = f1(probs[keep] >= th, gold[keep]) - 0.5 * rate
         if value > best_value + 1e-9:
             best_band, best_value = band, value
     return LabelCalibration(threshold=th, abstain_band=best_band)
