@@ -36,6 +36,10 @@ def fidelity_markdown(res: dict[str, Any]) -> str:
         "simulator logged it; after: the reply shown. In character: the reply shown came from "
         "the model (first attempt, repaired or asked again) and passes the guard; a fallback "
         "line counts as a miss, as in the guard report.",
+    ]
+    if res.get("note"):
+        lines += ["", f"*{res['note']}*"]
+    lines += [
         "",
         "| target | result | |",
         "|---|---|---|",
