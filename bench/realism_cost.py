@@ -30,7 +30,10 @@ def check_cost(
     rows: list[dict[str, Any]] = []
     for n, (agent, reply) in enumerate(zip(agent_msgs, replies, strict=True), 1):
         history.append(Message("agent", agent))
-        first = releasable(reply) or reply
+        # the first piece the stream releases: words arrive until a sentence is complete
+        words = reply.split(" ")
+        prefixes = (releasable(" ".join(words[:k])) for k in range(1, len(words) + 1))
+        first = next((p for p in prefixes if p), reply)
         row: dict[str, Any] = {"turn": n, "first_sentence": first}
         for on in (True, False):
             firsts, wholes = [], []
