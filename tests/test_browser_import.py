@@ -162,6 +162,8 @@ def test_a_trainer_turns_a_real_chat_into_a_customer_a_trainee_plays(
     field(alice, "message").fill("I'm so sorry you've lost two days of work. What's happening?")
     field(alice, "message").press("Enter")
     alice.wait_for_function(f"() => {BOTS} === 2")
+    # the reply streams into the second bubble ("…" until its first sentence is through)
+    alice.locator("#chat .message-row.bot-row").nth(1).get_by_text(REPLY[:20]).wait_for()
     assert REPLY[:20] in alice.locator("#chat").inner_text()
 
     # --- a trainee can import their own chat too, but not make a customer of it -------------
