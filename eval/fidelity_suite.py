@@ -444,3 +444,17 @@ def rescore(res: dict[str, Any], personas: dict[str, Persona]) -> dict[str, Any]
         s = _summary([r for r in rows if r["persona"] == pid], personas[pid])
         per_persona[pid] = s | {k: old[k] for k in ("probe_sessions", "mood", "ordered")}
     return _result(res["probes"], per_persona, rows)
+
+
+def merge(*results: dict[str, Any]) -> dict[str, Any]:
+    """One result from runs over different personas with the same probe messages (a long run
+    split in parts); a persona in two runs keeps the later run's figures."""
+    if len({r["probes"] for r in results}) > 1:
+        raise ValueError("these runs sent different probe messages; they can't be merged")
+    per_persona: dict[str, Any] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for pid, s in r["per_persona"].items():
+            per_persona[pid] = s
+            rows[pid] = [x for x in r["rows"] if x["persona"] == pid]
+    return _result(results[0]["probes"], per_persona, [x for p in per_persona for x in rows[p]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -212,6 +213,25 @@ def test_rescore_adds_the_repeated_sentence_figure_to_an_older_report(
     again = fs.rescore(old, practice.personas)
     assert again["overall"]["repeated_sentences"] == res["overall"]["repeated_sentences"] > 0
     assert again["per_persona"][PID]["mood"] == res["per_persona"][PID]["mood"]
+
+
+def test_merge_joins_runs_over_different_personas(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    fake.enqueue([f"Reply {w} here, still waiting." for w in "abcdefghijklmnopqrstuvwxyz"])
+    kw: dict[str, Any] = {"progress": False, "probes": [], "data": DATA}
+    kw["agents"] = {"good": GOOD, "bad": BAD}
+    one = fs.suite_fidelity(practice, [PID], **kw)
+    two = fs.suite_fidelity(practice, ["grieving_cloud_photos"], **kw)
+    both = fs.merge(one, two)
+    assert list(both["per_persona"]) == [PID, "grieving_cloud_photos"]
+    assert both["overall"]["replies"] == one["overall"]["replies"] + two["overall"]["replies"]
+    assert (
+        both["overall"]["ordering"] == (one["overall"]["ordering"] + two["overall"]["ordering"]) / 2
+    )
+    other = dict(two, probes=two["probes"] + 1)
+    with pytest.raises(ValueError, match="different probe messages"):
+        fs.merge(one, other)
 
 
 def test_unknown_persona_is_a_clear_error(practice: Practice) -> None:
