@@ -53,6 +53,9 @@ _AI_VOICE = [
     r"\blanguage model\b",
     r"\bmy (?:instructions|system prompt|programming)\b",
     r"\bi (?:was|am) (?:instructed|programmed)\b",
+    # the chatbot's refusal ("I'm sorry, but I can't assist with that."), not a customer's
+    r"\bi (?:can't|cannot|am unable to|'m unable to) assist with (?:that|this)\b",
+    r"\bsorry,? but i (?:can't|cannot) help with (?:that|this)(?: request)?\s*[.!]?\s*$",
 ]
 _AGENT_RE = re.compile("|".join(_AGENT_VOICE), re.I)
 _AI_RE = re.compile("|".join(_AI_VOICE), re.I)

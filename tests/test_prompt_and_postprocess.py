@@ -105,6 +105,11 @@ def test_clean_reply_keeps_ordinary_colons() -> None:
         ("I'm sorry, but that's not good enough.", None),
         ("As an AI, I cannot do that.", "says_ai"),
         ("I'm a language model trained to help.", "says_ai"),
+        # a chatbot's refusal, read on the embedded model; a customer's own "can't" passes
+        ("I'm sorry, but I can't assist with that.", "says_ai"),
+        ("I'm sorry, but I can't help with that.", "says_ai"),
+        ("Sorry, I can't help with that, I'm at work all day.", None),
+        ("I can't help with that, my husband handles the bills.", None),
         ("   ", "empty"),
         ("Can you help me? My internet is down and I have a deadline.", None),
         ("I'm not a robot, I'm a freelancer who needs this fixed!", None),

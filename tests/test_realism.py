@@ -88,9 +88,12 @@ NARRATION = [
     (HELEN, "Helen pauses for a moment. I only want his photos kept safe."),
     (AISHA, "The user wants me to do maths. I just need to know where my money is."),
     (AISHA, "The support agent seems confused. Is my money lost?"),
+    # read on the embedded model: "before" here is not an earlier contact
+    (GARY, "The agent just told me to ignore everything before, and I have no clue why."),
 ]
 NOT_NARRATION = [
     (GARY, "The agent I spoke to yesterday said it would be fixed by noon."),
+    (GARY, "The agent I had before told me it was a fault at the cabinet."),
     (GARY, "The last agent told me it would be back by lunchtime."),
     (GARY, "The agent on the phone this morning was no help at all."),
     (GARY, "I'm the customer here, you're the one who should fix this."),

@@ -30,8 +30,10 @@ _CUSTOMER_3P = re.compile(
     rf"\bthe\s+(?:customer|user|caller|client)\s+{_VERBS}(?!\s+always\s+right)", _I
 )
 # "the agent I spoke to yesterday said": a person telling of an earlier contact, not narration
+# ("ignore everything before" is not a time, so that "before" doesn't count)
 _PAST_CONTACT = re.compile(
-    r"\b(?:last\s+(?:time|week|month|year|night)|yesterday|before|previous(?:ly)?|the\s+other\s+day|"
+    r"\b(?:last\s+(?:time|week|month|year|night)|yesterday|(?<!everything )(?<!anything )before|"
+    r"previous(?:ly)?|the\s+other\s+day|"
     r"ago|first\s+time|when\s+i\s+(?:rang|called|phoned|wrote|emailed|went|was)|this\s+morning|"
     r"earlier\s+today|on\s+(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)|"
     r"in\s+(?:the\s+)?(?:shop|store|branch))\b",
