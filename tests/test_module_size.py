@@ -15,7 +15,7 @@ NOT_CODE = {"tests", "build", "docs", ".venv"}
 
 # Still over the limit, with the most lines each may have until it is split.
 TOO_LONG: dict[str, int] = {
-    "app.py": 1260,  # build_app's closures: to split into one web/ module per tab
+    "app.py": 1020,  # build_app: Practice and History tabs still to move to web/
     "cli.py": 960,  # one command group per module is the next step
     "web/ui_helpers.py": 900,  # the History, hint and Studio-form helpers together
     "providers/llama_engine/engine.py": 600,
