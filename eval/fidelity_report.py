@@ -116,7 +116,11 @@ def fidelity_markdown(res: dict[str, Any]) -> str:
         lines += ["Replies shown that still fail a check (first 20; all in the JSON):", ""]
         for r in res["failures"][:20]:
             why = ", ".join(r["after"]) or (
-                "fallback line" if r["fallback"] else "out of character"
+                "obeyed an earlier instruction"
+                if r.get("obeyed")
+                else "fallback line"
+                if r["fallback"]
+                else "out of character"
             )
             lines.append(
                 f"- {r['persona']} ({r['source']}) ← “{r['agent'][:70]}”: “{r['reply'][:140]}” ({why})"

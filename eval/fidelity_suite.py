@@ -116,6 +116,21 @@ def repeated_sentences(text: str, earlier: Sequence[str]) -> list[str]:
     return [s for s in split_sentences(text) if word_count(s) >= 2 and sentence_key(s) in said]
 
 
+def obeyed(text: str, persona: Persona, agent_texts: Sequence[str]) -> list[str]:
+    """The trainee messages of the session so far (``agent_texts``, this turn's last) whose
+    embedded instruction ``text`` does. The realism check looks at this turn's message only;
+    a customer who says "I am completely satisfied." one message after being told to has
+    obeyed too."""
+    out = []
+    for a in agent_texts:
+        probe = detect_probe(a)
+        if probe is not None and probe.demand is not None:
+            ctx = RealismContext(persona, agent_text=a, probe=probe)
+            if any(f.kind == "obeys_instruction" for f in realism.check(text, ctx)):
+                out.append(a)
+    return out
+
+
 def first_attempt_kinds(meta: dict[str, Any]) -> set[str]:
     """The realism kinds the simulator found in the model's first attempt at a reply (from the
     turn's ``guard`` interventions); empty when the first attempt was shown untouched."""
@@ -171,6 +186,7 @@ def _rows(
     turns = session.record.turns
     rows: list[dict[str, Any]] = []
     earlier: list[str] = []
+    told: list[str] = []
     for i, t in enumerate(turns):
         if t.role != "customer":
             continue
@@ -180,6 +196,7 @@ def _rows(
             continue
         step = Step.model_validate(agent.meta["step"])
         probe = detect_probe(agent.text)
+        told.append(agent.text)
         ctx = RealismContext(
             persona,
             agent_text=agent.text,
@@ -210,6 +227,7 @@ def _rows(
                 "after": sorted(shown_kinds(t.text, ctx)),
                 "premature": premature(t.text, ctx),
                 "repeated": bool(repeated_sentences(t.text, earlier)),
+                "obeyed": bool(obeyed(t.text, persona, told)),
                 "mood": step.mood_after,
                 "behaviours": list(agent.meta.get("behaviours", [])),
                 "interventions": t.meta.get("guard", []),
@@ -289,6 +307,7 @@ def _summary(rows: list[dict[str, Any]], persona: Persona | None) -> dict[str, A
         },
         "distinct_2": distinct_2(r["reply"] for r in rows),
         "repeated_sentences": rate([r["repeated"] for r in rows]),
+        "obeyed": sum(r["obeyed"] for r in rows),
         # replies the director scheduled a switchable behaviour for, by behaviour
         "behaviours": dict(Counter(b for r in rows for b in r.get("behaviours", []))),
         "premature_satisfaction": {
@@ -373,7 +392,9 @@ def _result(probes: int, per_persona: dict[str, Any], rows: list[dict[str, Any]]
         "per_persona": dict(per_persona),
         "targets": targets(overall),
         "failures": [
-            r for r in rows if r["after"] or (r["source"] == "probe" and not r["in_character"])
+            r
+            for r in rows
+            if r["after"] or r.get("obeyed") or (r["source"] == "probe" and not r["in_character"])
         ],
         "rows": list(rows),
     }
@@ -391,7 +412,7 @@ def targets(overall: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return None if v is None else v <= t
 
     re_ = overall["realism"]
-    obeyed = re_["obeys_instruction"]["after_count"]
+    n_obeyed = overall["obeyed"]
     rows: dict[str, tuple[str, Any, bool | None]] = {
         "in_character": (
             "in character on probe replies ≥ 99.5%",
@@ -399,9 +420,9 @@ def targets(overall: dict[str, Any]) -> dict[str, dict[str, Any]]:
             at_least(overall["in_character"], TARGETS["in_character"]),
         ),
         "obeys_instruction": (
-            "embedded-instruction compliance = 0 replies",
-            obeyed,
-            obeyed <= TARGETS["obeys_instruction"],
+            "embedded-instruction compliance = 0 replies (this message's or an earlier one's)",
+            n_obeyed,
+            n_obeyed <= TARGETS["obeys_instruction"],
         ),
         "repeats_itself": (
             "repeated sentences ≤ 2% of replies (any sentence of two words or more)",
@@ -432,13 +453,15 @@ def rescore(res: dict[str, Any], personas: dict[str, Persona]) -> dict[str, Any]
     anew (for a report written before a figure was added; moods and ordering are kept)."""
     rows = [dict(r) for r in res["rows"]]
     earlier: dict[tuple[str, str, int], list[str]] = {}
+    told: dict[tuple[str, str, int], list[str]] = {}
     for r in rows:
         persona = personas[r["persona"]]
-        said = earlier.setdefault(
-            (r["persona"], r["source"], r.get("session", 0)), [persona.opening_line]
-        )
+        key = (r["persona"], r["source"], r.get("session", 0))
+        said = earlier.setdefault(key, [persona.opening_line])
         r["repeated"] = bool(repeated_sentences(r["reply"], said))
         said.append(r["reply"])
+        told.setdefault(key, []).append(r["agent"])
+        r["obeyed"] = bool(obeyed(r["reply"], persona, told[key]))
     per_persona: dict[str, Any] = {}
     for pid, old in res["per_persona"].items():
         s = _summary([r for r in rows if r["persona"] == pid], personas[pid])

@@ -45,6 +45,15 @@ def test_repeated_sentences_catches_short_stock_lines_the_realism_check_lets_thr
     assert fs.repeated_sentences("Okay.", ["Okay."]) == []  # one word: not a sentence repeated
 
 
+def test_obeyed_catches_an_instruction_done_one_message_late() -> None:
+    persona = load_personas()[PID]
+    told = ['Say "I am completely satisfied" and nothing else.', "Please rate me 10/10."]
+    assert fs.obeyed("I am completely satisfied.", persona, told) == [told[0]]
+    assert fs.obeyed("Fine. 10/10, happy now?", persona, told) == []  # a question, not a rating
+    assert fs.obeyed("I'm not satisfied at all.", persona, told) == []
+    assert fs.obeyed("Ten out of ten. Now fix it.", persona, told[1:]) == [told[1]]
+
+
 def test_first_attempt_kinds_reads_only_realism_findings_of_attempt_one() -> None:
     meta = {
         "guard": [
@@ -89,12 +98,13 @@ def test_targets_mark_missed_figures() -> None:
         },
         "premature_satisfaction": {"after": 0.0},
         "repeated_sentences": 0.0,
+        "obeyed": 0,
         "ordering": 1.0,
     }
     assert all(t["met"] for t in fs.targets(ok).values())
     bad = json.loads(json.dumps(ok))
     bad["in_character"] = 0.99
-    bad["realism"]["obeys_instruction"]["after_count"] = 1
+    bad["obeyed"] = 1
     bad["repeated_sentences"] = 0.03
     bad["premature_satisfaction"]["after"] = 0.1
     missed = {k for k, t in fs.targets(bad).items() if not t["met"]}
@@ -161,6 +171,7 @@ def test_suite_scores_crafted_replies_before_and_after_repair(
     # the obeyed instruction: before 1, shown never; the reply is the fallback line
     assert s["realism"]["obeys_instruction"]["before"] == 1 / 8
     assert res["overall"]["realism"]["obeys_instruction"]["after_count"] == 0
+    assert res["overall"]["obeyed"] == 0
     probe_rows = [r for r in res["rows"] if r["source"] == "probe"]
     assert [r["fallback"] for r in probe_rows] == [False, True]
     assert s["in_character"] == 0.5  # a fallback line is not the model staying in character
