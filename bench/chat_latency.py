@@ -18,7 +18,7 @@ engine (``providers/llama_engine/``), is measured against it under load in ``ben
    does while the trainee reads), against turn 1 cold from step 1.
 4. Two sessions with different personas alternating turns, with the ``LlamaRAMCache`` on
    and off: TTFT of turns 2..N in each.
-5. The realism checks' cost (``sim/realism.py``), same run: each turn of step 1 also runs
+5. The realism checks' cost (``sim/realism/``), same run: each turn of step 1 also runs
    through the app path with the checks off (``GuardContext(realism=False)``, the character
    guard still on), from the same model state and cache. The app's TTFT is its first
    released sentence, so the turn-5 ratio on/off is the first-sentence latency the checks

@@ -1,4 +1,4 @@
-"""What the realism checks (``sim/realism.py``) add to a reply, timed apart from the model.
+"""What the realism checks (``sim/realism/``) add to a reply, timed apart from the model.
 
 On a shared machine the model's own latency swings by seconds from one run to the next, far
 more than the checks cost, so ``bench/chat_latency.py`` also times the checks alone on the

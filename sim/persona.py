@@ -126,7 +126,7 @@ class MoodRules(_Strict):
 class ReplyLength(_Strict):
     """How long one of this customer's replies may be, in words. Both bounds are optional;
     what is left out is derived from the speaking style and the channel (see
-    ``sim/realism.py``: terse styles allow one-word replies and cap them shorter, paragraph
+    ``sim/realism/``: terse styles allow one-word replies and cap them shorter, paragraph
     styles and email allow more)."""
 
     min_words: int | None = Field(

@@ -56,7 +56,7 @@ class GuardContext:
     mood: float = 5.0
     seed: int = 0
     granted: Granted | None = None  # what the director has granted; None: thanks not checked
-    realism: bool = True  # run the realism checks (sim/realism.py) beside the guard
+    realism: bool = True  # run the realism checks (sim/realism/) beside the guard
 
 
 def releasable(text: str) -> str:
@@ -69,13 +69,13 @@ class CustomerTurn:
     """One streamed customer reply. Iterate for the text that may be shown so far; then read
     ``reply``.
 
-    Every piece is checked by the character guard (``sim/guard.py``) before it is shown: the
+    Every piece is checked by the character guard (``sim/guard/``) before it is shown: the
     stream is released a sentence at a time, and a reply that breaks character (speaks as the
     agent, mentions being an AI or its instructions, leaks a locked fact, plays along with an
     off-topic request) is repaired by dropping the bad sentences, or regenerated with a
     correction. If every attempt fails, a deterministic in-character line is used.
 
-    Beside the guard, the realism checks (``sim/realism.py``) catch what a person would not
+    Beside the guard, the realism checks (``sim/realism/``) catch what a person would not
     say: third-person narration, backstory recited, a sentence or opening repeated from earlier
     in the session, an embedded instruction obeyed, thanks nobody earned, a reply too long or
     too short for the persona. Each has its repair path: drop the sentences, cut the reply at

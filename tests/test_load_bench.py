@@ -20,7 +20,7 @@ LINES = (
     "I have had to take another morning off work.",
 )
 """Different lines in turn: a customer who says the same sentence twice in a row is
-caught by the realism checks (``sim/realism.py``) and the reply regenerated, which would
+caught by the realism checks (``sim/realism/``) and the reply regenerated, which would
 use up script entries the bench counts."""
 
 

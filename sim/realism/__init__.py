@@ -1,6 +1,6 @@
 """Realism checks: does a customer reply sound like a person, beside being in character?
 
-The character guard (``sim/guard.py``) stops replies that break the role. These checks stop
+The character guard (``sim/guard/``) stops replies that break the role. These checks stop
 replies a person in the role would not give: narrating the chat in the third person, reciting
 the persona's backstory, repeating a sentence or an opening from earlier in the session, doing
 what an instruction embedded in the trainee's message says, thanking or sounding satisfied
