@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,3 +105,35 @@ def rapport_app(env: dict[str, str], log: Path, timeout: float = 180) -> Iterato
             yield url
         finally:
             stop(proc, grace=20)
+
+
+def add_users(env: dict[str, str], users: dict[str, tuple[str, str]]) -> None:
+    """``rapport users add`` for each ``name: (role, password)``, in the app's data dir."""
+    for name, (role, password) in users.items():
+        subprocess.run(
+            [sys.executable, "-m", "cli", "users", "add", name, "--role", role, "--password-stdin"],
+            cwd=ROOT,
+            env=env,
+            input=password + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+
+
+def sign_in(browser: Any, url: str, name: str, password: str) -> Any:
+    """A fresh browser context signed in through Gradio's login form."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.locator("input[type=text]").fill(name)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#whoami").get_by_text(f"Signed in as {name}").wait_for()
+    return page
+
+
+def field(page: Any, elem_id: str) -> Any:
+    """The text input inside a Gradio component with this ``elem_id``."""
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first

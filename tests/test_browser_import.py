@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 from sim.persona import PERSONA_DIR, load_persona_file
 from tests.conftest import ROOT
-from tests.servers import rapport_app
+from tests.servers import add_users, field, rapport_app, sign_in
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -59,34 +57,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "RAPPORT_AUTH": "on",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
-    for name, (role, password) in USERS.items():
-        subprocess.run(
-            [sys.executable, "-m", "cli", "users", "add", name, "--role", role, "--password-stdin"],
-            cwd=ROOT,
-            env=env,
-            input=password + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+    add_users(env, USERS)
     with rapport_app(env, root / "app.log") as url:
         yield Served(url, data, personas)
 
 
 def login(browser: Any, url: str, name: str) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.locator("input[type=text]").fill(name)
-    page.locator("input[type=password]").fill(USERS[name][1])
-    page.get_by_role("button", name="Login").click()
-    page.locator("#whoami").get_by_text(f"Signed in as {name}").wait_for()
-    return page
-
-
-def field(page: Any, elem_id: str) -> Any:
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    return sign_in(browser, url, name, USERS[name][1])
 
 
 def upload(page: Any, path: Path) -> None:

@@ -8,8 +8,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 from sim.persona import PERSONA_DIR
 from tests.conftest import ROOT
-from tests.servers import rapport_app
+from tests.servers import add_users, field, rapport_app, sign_in
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -79,35 +77,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     script = root / "script.json"
     script.write_text(json.dumps([REPLY] * 600))  # previews, probe checks and practice
     env = _env(data, personas, script)
-    for name, (role, password) in USERS.items():
-        subprocess.run(
-            [sys.executable, "-m", "cli", "users", "add", name, "--role", role, "--password-stdin"],
-            cwd=ROOT,
-            env=env,
-            input=password + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+    add_users(env, USERS)
     with rapport_app(env, root / "app.log") as url:
         yield Served(url, data, personas)
 
 
 def login(browser: Any, url: str, name: str) -> Any:
-    """A fresh browser context signed in through Gradio's login form."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.locator("input[type=text]").fill(name)
-    page.locator("input[type=password]").fill(USERS[name][1])
-    page.get_by_role("button", name="Login").click()
-    page.locator("#whoami").get_by_text(f"Signed in as {name}").wait_for()
-    return page
-
-
-def field(page: Any, elem_id: str) -> Any:
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    return sign_in(browser, url, name, USERS[name][1])
 
 
 def choose(page: Any, elem_id: str, option: str | re.Pattern[str]) -> None:
