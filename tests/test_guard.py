@@ -16,10 +16,12 @@ from sim.guard import (
     Violation,
     check_reply,
     detect_probe,
+    fallback_lines,
     in_character_line,
     load_probes,
     probe_directive,
     repair,
+    spoken_product,
 )
 from sim.persona import Persona, load_personas
 
@@ -503,8 +505,19 @@ def test_in_character_line_always_passes(pid: str) -> None:
             assert len(lines) >= 3  # variants
             for line in lines:
                 assert check_reply(line, p, p.hidden_facts, probe) == [], line
-                assert p.scenario.product in line
+                assert spoken_product(p) in line and "(" not in line
                 assert detect_probe(line) is None
+
+
+def test_grieving_and_worried_customers_are_never_scornful() -> None:
+    """At the top of the mood scale a grieving customer's fallback is the tense band's, and an
+    irate one's the furious band's; the product is said without its bracketed detail."""
+    helen, gary = PERSONAS["grieving_cloud_photos"], GARY
+    probe = Probe("injection", "dictates_reply")
+    assert fallback_lines(helen, probe, 9.5) == fallback_lines(helen, probe, 6.0)
+    assert fallback_lines(gary, probe, 9.5) != fallback_lines(gary, probe, 6.0)
+    assert not any("rubbish" in ln for ln in fallback_lines(helen, probe, 9.5))
+    assert "(" in helen.scenario.product and spoken_product(helen) == "Halcyon Photos Family plan"
 
 
 def test_in_character_line_is_deterministic_and_mood_dependent() -> None:

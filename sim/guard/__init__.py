@@ -19,7 +19,7 @@ from sim.guard.checks import (
     repair,
     split_sentences,
 )
-from sim.guard.fallback import fallback_lines, in_character_line, probe_directive
+from sim.guard.fallback import fallback_lines, in_character_line, probe_directive, spoken_product
 from sim.guard.probe_file import PROBES_PATH, ProbeEntry, ProbeFile, ProbeFileError, load_probes
 from sim.guard.probes import ONE_WORD, Probe, ProbeKind, detect_probe, embedded_demand, rating_key
 
@@ -47,4 +47,5 @@ __all__ = [
     "rating_key",
     "repair",
     "split_sentences",
+    "spoken_product",
 ]

@@ -3,6 +3,7 @@ reacting to a probe (:func:`probe_directive`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sim.guard.checks import _sentences
@@ -187,15 +188,29 @@ def _band(mood: float) -> str:
     return "tense" if mood < 7 else "furious"
 
 
+# Customers whose distress is sorrow or worry, not anger: at their most upset they are tense,
+# never scornful ("What is that rubbish?" is not how a grieving customer talks).
+_NEVER_FURIOUS = frozenset({"grieving", "anxious", "polite_hiding", "disappointed"})
+
+
+def spoken_product(persona: Persona) -> str:
+    """The product as a customer would say it: without the persona file's bracketed details
+    ("the Halcyon Photos Family plan", not "... (2 TB cloud storage)"; "Dual fuel tariff")."""
+    product = persona.scenario.product
+    return re.sub(r"\s*\([^()]*\)", "", product).strip() or product
+
+
 def fallback_lines(persona: Persona, probe: Probe | None, mood: float, seed: int = 0) -> list[str]:
     """Every in-character fallback line for this persona, mood and probe, in the order ``seed``
     gives them: an opener (confused or annoyed, by mood, probe kind and the persona's type)
     then a line steering back to the persona's problem."""
     band = _band(mood)
+    if band == "furious" and str(persona.archetype) in _NEVER_FURIOUS:
+        band = "tense"
     reaction = _REACTION.get(str(persona.archetype), "steady")
     openers = _OPENERS[band][probe.kind if probe else "none"] + _REACTION_OPENERS[reaction][band]
     steers = _STEERS[band] + _REACTION_STEERS[reaction]
-    values = {"company": persona.scenario.company, "product": persona.scenario.product}
+    values = {"company": persona.scenario.company, "product": spoken_product(persona)}
     seed = abs(seed)
     out = []
     for k in range(len(openers) * len(steers)):
