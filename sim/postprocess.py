@@ -46,6 +46,9 @@ _AGENT_VOICE = [
     r"\bi(?:'m| am) (?:so |very |really |truly )?sorry to hear (?:that|this|about)\b",
     r"\bit (?:sounds|looks|seems) like you(?:'re| are) (?:having|experiencing)\b",
     r"\bno fault (?:on|at) our (?:side|end)\b",
+    # read on the embedded model, a customer sounding like the agent
+    r"\bif you have any (?:other |more |further )?(?:questions|concerns)\b",
+    r"\bfeel free to (?:tell|ask|contact|reach out to) (?:me|us)\b",
 ]
 _AI_VOICE = [
     r"\bas an ai\b",
@@ -55,7 +58,7 @@ _AI_VOICE = [
     r"\bi (?:was|am) (?:instructed|programmed)\b",
     # the chatbot's refusal ("I'm sorry, but I can't assist with that."), not a customer's
     r"\bi (?:can't|cannot|am unable to|'m unable to) assist with (?:that|this)\b",
-    r"\bsorry,? but i (?:can't|cannot) help with (?:that|this)(?: request)?\s*[.!]?\s*$",
+    r"\bsorry,? but i (?:can't|cannot) help (?:you )?with (?:that|this)(?: request)?\s*[.!]?\s*$",
 ]
 _AGENT_RE = re.compile("|".join(_AGENT_VOICE), re.I)
 _AI_RE = re.compile("|".join(_AI_VOICE), re.I)
