@@ -87,14 +87,21 @@ def llama_server(model: Path, alias: str = "tiny", n_ctx: int = 2048) -> Iterato
 
 
 @contextmanager
-def rapport_app(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+def rapport_app(
+    env: dict[str, str],
+    log: Path,
+    timeout: float = 180,
+    rapport: list[str] | None = None,
+    cwd: Path = ROOT,
+) -> Iterator[str]:
     """``rapport serve`` on a free port with ``env``; yield its URL and stop it afterwards.
-    The app's output goes to ``log``, which a failed start quotes."""
+    The app's output goes to ``log``, which a failed start quotes. ``rapport`` is the command
+    that runs the CLI (default: this checkout's, ``python -m cli``), started in ``cwd``."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
-            cwd=ROOT,
+            [*(rapport or [sys.executable, "-m", "cli"]), "serve", "--port", str(port)],
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

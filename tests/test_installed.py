@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
-from tests.servers import stop, wait_until_up
+from tests.conftest import ROOT
+from tests.servers import rapport_app
 
 pytestmark = pytest.mark.server
 
@@ -111,25 +111,13 @@ def test_installed_commands_find_personas_guidance_and_rubric(
 
 @pytest.fixture
 def served(installed: Path, env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     log = tmp_path / "serve.log"
     script = tmp_path / "replies.json"
     script.write_text(json.dumps(["It has been down since Monday."]), encoding="utf-8")
     env = {**env, "RAPPORT_FAKE_SCRIPT": str(script)}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(installed / "bin" / "rapport"), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            wait_until_up(proc, url, log, "installed rapport serve", timeout=180)
-            yield url
-        finally:
-            stop(proc, grace=20)
+    rapport = [str(installed / "bin" / "rapport")]
+    with rapport_app(env, log, rapport=rapport, cwd=tmp_path) as url:
+        yield url
 
 
 def test_installed_rapport_serve_offers_the_shipped_customers(served: str) -> None:
