@@ -13,17 +13,12 @@ import ast
 import importlib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOT_CODE = {"tests", "build", "docs", ".venv"}
+from tests.test_import_cycles import ROOT, top_levels
 
 
 def shipped() -> list[Path]:
-    return [
-        f
-        for f in sorted(ROOT.rglob("*.py"))
-        if f.relative_to(ROOT).parts[0] not in NOT_CODE
-        and not any(p.startswith(".") for p in f.relative_to(ROOT).parts)
-    ]
+    """Every shipped module (the files of each top-level unit the cycle test walks)."""
+    return sorted(f for files in top_levels().values() for f in files)
 
 
 def top_of(f: Path) -> str:
