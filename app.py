@@ -4,7 +4,8 @@ Every handler that returns or changes data resolves the acting user from ``gr.Re
 (``request.username``; :data:`training.users.LOCAL_USER` with sign-in off) and applies the role
 checks of ``training/users.py`` on the server, because any handler can be called through the
 Gradio API, not only from the page. Display helpers live in
-``web/ui_helpers.py``; the Persona Studio's handlers in ``web/studio_handlers.py``.
+``web/formatting.py`` and one ``web/*_view.py`` per tab; the Persona Studio's handlers in
+``web/studio_handlers.py``.
 """
 
 from __future__ import annotations
@@ -65,34 +66,38 @@ from training.users import (
     start_assessment,
 )
 from web.dispute_handlers import DisputeHandlers, dispute_panel, review_tab, session_rulings
-from web.import_tab import ImportHandlers, import_layout, wire_import
-from web.studio_handlers import Request, StudioHandlers
-from web.studio_tab import studio_layout, wire_studio
-from web.ui_helpers import (
-    ASSESSMENT_METER,
-    HISTORY_HEADERS,
-    ChatHistory,
+from web.formatting import (
     archetype_choices,
-    as_text,
-    assignment_choices,
     dataframe,
-    has_trainee_words,
-    hint_html,
-    history_choices,
-    history_table,
     or_none,
     persona_choices,
+    status_html,
+    trainee_choices,
+    write_download,
+)
+from web.history_view import (
+    HISTORY_HEADERS,
+    history_choices,
+    history_table,
     progress_figure,
     progress_summary,
     replay_feedback_html,
     replay_figure,
     replay_html,
-    status_html,
-    to_chat,
-    trainee_choices,
-    untouched_session,
-    write_download,
 )
+from web.import_tab import ImportHandlers, import_layout, wire_import
+from web.practice_view import (
+    ASSESSMENT_METER,
+    ChatHistory,
+    as_text,
+    assignment_choices,
+    has_trainee_words,
+    hint_html,
+    to_chat,
+    untouched_session,
+)
+from web.studio_handlers import Request, StudioHandlers
+from web.studio_tab import studio_layout, wire_studio
 
 
 def persona_card(p: Persona) -> str:

@@ -414,7 +414,7 @@ def _human(text: str) -> Any:
 
 # --- the Studio form --------------------------------------------------------------------------
 def test_the_studio_form_offers_behaviours_and_round_trips_them() -> None:
-    from web.ui_helpers import FORM_FIELDS, FORM_SECTIONS, form_to_yaml, yaml_to_form
+    from web.persona_form import FORM_FIELDS, FORM_SECTIONS, form_to_yaml, yaml_to_form
 
     field = next(f for f in FORM_FIELDS if f.path == "behaviours")
     assert "(optional)" in field.label and "tangential | the older grievance" in field.help
@@ -431,7 +431,7 @@ def test_the_studio_form_offers_behaviours_and_round_trips_them() -> None:
 
 
 def test_a_bad_behaviour_line_in_the_form_is_named_by_validation() -> None:
-    from web.ui_helpers import FORM_FIELDS, form_to_yaml, yaml_to_form
+    from web.persona_form import FORM_FIELDS, form_to_yaml, yaml_to_form
 
     values = yaml_to_form(GOOD_TEXT)
     i = next(i for i, f in enumerate(FORM_FIELDS) if f.path == "behaviours")

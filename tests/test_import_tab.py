@@ -19,8 +19,8 @@ from tests.test_grading_classifier import shared_grader
 from training.persona_repo import PersonaRepo
 from training.users import User, UserStore, acting_user, require_trainer
 from web.import_tab import ImportHandlers
+from web.persona_form import FORM_FIELDS
 from web.studio_handlers import Request, StudioHandlers
-from web.ui_helpers import FORM_FIELDS
 
 SAMPLE = ROOT / "docs" / "samples" / "chat-broadband.txt"
 

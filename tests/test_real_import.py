@@ -19,7 +19,7 @@ from training.history import list_history, progress, session_replay
 from training.real_import import REAL_PERSONA_ID, import_file, masked_note
 from training.transcripts import SpeakersUnclear, TranscriptError
 from training.users import PermissionDenied, User
-from web.ui_helpers import history_table, replay_feedback_html, replay_html
+from web.history_view import history_table, replay_feedback_html, replay_html
 
 SAMPLES = ROOT / "docs" / "samples"
 ALICE = User(name="alice", role="trainee")

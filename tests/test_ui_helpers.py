@@ -29,30 +29,33 @@ from tests.test_history import XSS, build
 from training.history import HIDDEN_NOTE, Hint, list_history, progress, session_replay
 from training.persona_repo import PersonaRepo
 from training.users import LOCAL_USER, User, UserStore
-from web.ui_helpers import (
-    ASSESSMENT_METER,
-    FORM_FIELDS,
-    FORM_SECTIONS,
+from web.formatting import write_download
+from web.history_view import (
     HISTORY_HEADERS,
-    blank_form,
-    can_publish,
-    check_report_html,
-    data_to_yaml,
-    form_to_data,
-    form_to_yaml,
-    hint_html,
     history_choices,
     history_table,
-    library_table,
-    problems_html,
     progress_figure,
     replay_feedback_html,
     replay_html,
+)
+from web.persona_form import (
+    FORM_FIELDS,
+    FORM_SECTIONS,
+    blank_form,
+    data_to_yaml,
+    form_to_data,
+    form_to_yaml,
+    problems_html,
     section_rows,
+    yaml_to_form,
+)
+from web.practice_view import ASSESSMENT_METER, hint_html
+from web.studio_view import (
+    can_publish,
+    check_report_html,
+    library_table,
     version_choices,
     versions_table,
-    write_download,
-    yaml_to_form,
 )
 
 IRATE = "irate_broadband_outage"
@@ -691,7 +694,7 @@ def test_a_send_racing_the_page_start_lands_in_the_same_session(app: SimpleNames
 def test_untouched_session_is_only_reused_when_unused_and_recent(app: SimpleNamespace) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from web.ui_helpers import untouched_session
+    from web.practice_view import untouched_session
 
     persona = app.practice.personas[IRATE]
     s = app.practice.start(IRATE, "alice")

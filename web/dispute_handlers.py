@@ -31,7 +31,7 @@ from training.disputes import (
     verdicts_of,
 )
 from training.users import PermissionDenied, User, is_owner
-from web.ui_helpers import dataframe, or_none, short_date, status_html
+from web.formatting import dataframe, or_none, short_date, status_html
 
 Request = gr.Request | None
 QUEUE_HEADERS = ["#", "trainee", "technique", "turn", "grader said", "sure", "status", "disputed"]

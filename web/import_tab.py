@@ -25,8 +25,8 @@ from training.persona_repo import RepoError
 from training.real_import import import_file, is_real, summary_line
 from training.transcripts import MAX_BYTES, SpeakersUnclear, TranscriptError, read_file
 from training.users import PermissionDenied, User, require_view, visible_transcript
+from web.formatting import status_html
 from web.studio_handlers import Request, StudioHandlers
-from web.ui_helpers import status_html
 
 if TYPE_CHECKING:
     from rubric.grader import Grader

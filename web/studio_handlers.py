@@ -4,7 +4,7 @@
 Studio tab. Each handler checks the trainer role on the server (through ``trainer``) because
 it can be called through the Gradio API as well as from the page. The library itself (drafts,
 versions, publishing) is ``training/persona_repo.py``; the form and table helpers are
-``web/ui_helpers.py``.
+``web/persona_form.py`` and ``web/studio_view.py``.
 """
 
 from __future__ import annotations
@@ -31,27 +31,24 @@ from training.persona_repo import (
     normalise_text,
 )
 from training.users import User
-from web.ui_helpers import (
-    FORM_FIELDS,
-    LIBRARY_HEADERS,
-    VERSION_HEADERS,
-    ChatHistory,
+from web.formatting import (
     StatusKind,
-    blank_form,
-    can_publish,
-    check_report_html,
     dataframe,
-    form_to_yaml,
-    library_table,
     or_none,
     persona_choices,
-    problems_html,
     status_html,
-    to_chat,
+    write_download,
+)
+from web.persona_form import FORM_FIELDS, blank_form, form_to_yaml, problems_html, yaml_to_form
+from web.practice_view import ChatHistory, to_chat
+from web.studio_view import (
+    LIBRARY_HEADERS,
+    VERSION_HEADERS,
+    can_publish,
+    check_report_html,
+    library_table,
     version_choices,
     versions_table,
-    write_download,
-    yaml_to_form,
 )
 
 Request = gr.Request | None

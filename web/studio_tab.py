@@ -8,18 +8,10 @@ from typing import Any
 
 import gradio as gr
 
+from web.formatting import archetype_choices, dataframe, difficulty_choices
+from web.persona_form import FORM_FIELDS, FORM_SECTIONS, FormField, section_rows
 from web.studio_handlers import StudioHandlers
-from web.ui_helpers import (
-    FORM_FIELDS,
-    FORM_SECTIONS,
-    LIBRARY_HEADERS,
-    VERSION_HEADERS,
-    FormField,
-    archetype_choices,
-    dataframe,
-    difficulty_choices,
-    section_rows,
-)
+from web.studio_view import LIBRARY_HEADERS, VERSION_HEADERS
 
 
 def form_input(f: FormField) -> Any:
