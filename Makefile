@@ -90,7 +90,7 @@ lint: install-test
 	$(PY) -m ruff format --check .
 
 typecheck: install-test
-	$(PY) -m mypy common providers storage sim training rubric eval web app.py bootstrap.py cli.py bench
+	$(PY) -m mypy common providers storage sim training rubric eval web app.py bootstrap.py cli bench
 
 check: lint typecheck test  ## ruff, mypy and pytest
 
