@@ -13,8 +13,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-RUBRIC_PATH = Path(__file__).resolve().parent / "techniques.yaml"
-CORE_TECHNIQUES = ("listen", "validate", "cooperate", "affirm")
+from common.techniques import CORE_TECHNIQUES as CORE_TECHNIQUES  # re-exported
+from common.techniques import RUBRIC_PATH
+
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 

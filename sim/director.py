@@ -26,15 +26,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.techniques import TECHNIQUES
 from sim import behaviours
 from sim.behaviours import BehaviourMemory, Cue, TurnView
 from sim.persona import Persona
 
 Outcome = Literal["open", "resolved", "gave_up"]
 Exit = Literal["accepted", "manager", "left"]
-TECHNIQUES = ("listen", "validate", "cooperate", "affirm")
 
 # Base mood change per signal, before the difficulty multipliers (negative = calmer).
 EFFECTS: dict[str, float] = {
@@ -48,6 +48,10 @@ EFFECTS: dict[str, float] = {
     "probe": 1.0,
     "idle": 0.5,
 }
+NEUTRAL_EFFECT = 0.0
+"""The mood change for a technique with no entry in ``EFFECTS`` (one added to the rubric
+since): the customer neither calms nor gets upset, but the turn is not idle either. The cause
+is still recorded, so traces show the technique was used."""
 # Measured on the embedded model: with larger steps a distressed customer was nearly calm
 # after two good turns, which no trainer would believe. People calm down slower than that.
 MAX_DROP = 2.0  # one turn can't calm anyone by more than this (before multipliers)
@@ -92,43 +96,56 @@ def rules_for(persona: Persona) -> MoodRules:
 
 
 class Signals(BaseModel):
-    """What the grader said about one agent turn; ``None`` means not scored."""
+    """What the grader said about one agent turn.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    ``techniques`` maps each technique id to used (True), not used (False) or not scored
+    (None); a technique left out is not scored. The ids are the rubric's
+    (``rubric/techniques.yaml``), so a technique added there flows through with no code
+    change. Each id of the rubric may also be given as a keyword:
+    ``Signals(listen=True, validate=False)``.
+    """
 
-    listen: bool | None = None
-    validate_: bool | None = Field(None, alias="validate")
-    cooperate: bool | None = None
-    affirm: bool | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    techniques: dict[str, bool | None] = Field(
+        default_factory=dict, description="Per technique id: used, not used, None: not scored."
+    )
     dismissive: bool = False
     evidence: dict[str, str] = Field(default_factory=dict, description="Quote per signal.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _technique_keywords(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in TECHNIQUES for k in data):
+            given = {k: v for k, v in data.items() if k in TECHNIQUES}
+            data = {k: v for k, v in data.items() if k not in TECHNIQUES}
+            data["techniques"] = {**data.get("techniques", {}), **given}
+        return data
+
     def used(self, technique: str) -> bool:
-        value = self.validate_ if technique == "validate" else getattr(self, technique)
-        return value is True
+        return self.techniques.get(technique) is True
+
+    def ids(self) -> list[str]:
+        """The rubric's technique ids in its order, then any other id these signals hold."""
+        return [*TECHNIQUES, *(t for t in self.techniques if t not in TECHNIQUES)]
 
     def as_dict(self) -> dict[str, bool | None]:
-        return {
-            "listen": self.listen,
-            "validate": self.validate_,
-            "cooperate": self.cooperate,
-            "affirm": self.affirm,
-            "dismissive": self.dismissive,
-        }
+        """Every technique (None where not scored), then the dismissive marker: the shape
+        stored with the turn and printed by ``rapport simulate --json``."""
+        out: dict[str, bool | None] = {t: self.techniques.get(t) for t in self.ids()}
+        out["dismissive"] = self.dismissive
+        return out
 
     @classmethod
     def from_grade(cls, grade: Any) -> Signals:
-        """From a ``rubric.grader.TurnGrade``."""
+        """From a ``rubric.grader.TurnGrade``: every technique it graded."""
         t = grade.techniques
         m = grade.markers.get("dismissive")
         evidence = {k: v.evidence for k, v in t.items() if v.used and v.evidence}
         if m is not None and m.used and m.evidence:
             evidence["dismissive"] = m.evidence
         return cls(
-            listen=t["listen"].used if "listen" in t else None,
-            validate_=t["validate"].used if "validate" in t else None,
-            cooperate=t["cooperate"].used if "cooperate" in t else None,
-            affirm=t["affirm"].used if "affirm" in t else None,
+            techniques={k: v.used for k, v in t.items()},
             dismissive=bool(m is not None and m.used),
             evidence=evidence,
         )
@@ -262,9 +279,9 @@ class Director:
             rate = r.calm_rate if base < 0 else r.escalate_rate
             causes.append(Cause(kind=kind, id=cid, delta=round(base * rate, 3), evidence=evidence))
 
-        for t in TECHNIQUES:
+        for t in signals.ids():
             if signals.used(t):
-                base = EFFECTS[t]
+                base = EFFECTS.get(t, NEUTRAL_EFFECT)
                 if t == "cooperate" and not (
                     state.heard or signals.used("listen") or signals.used("validate")
                 ):
@@ -278,7 +295,7 @@ class Director:
             add("rule", f"softens:{i}", EFFECTS["softens"], self.persona.softens_when[i])
         for i in self.matcher(agent_text, self.persona.escalates_when):
             add("rule", f"escalates:{i}", EFFECTS["escalates"], self.persona.escalates_when[i])
-        scored = any(v is not None for k, v in signals.as_dict().items() if k != "dismissive")
+        scored = any(v is not None for v in signals.techniques.values())
         # Nothing happened for them: impatience. Unscored turns and questions move nothing.
         if not causes and scored and not listening_clauses(agent_text):
             add("idle", "no_technique", EFFECTS["idle"])

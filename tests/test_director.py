@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sim.director import (
@@ -252,3 +254,53 @@ def test_signals_from_grade() -> None:
         "dismissive": True,
     }
     assert s.evidence == {"listen": "What happened?", "dismissive": "Calm down."}
+
+
+def test_a_technique_added_to_the_rubric_reaches_the_director(tmp_path: Path) -> None:
+    """A technique added to a copy of techniques.yaml is graded, passed to the director and
+    recorded as a cause, with no code change; its mood effect is the neutral default."""
+    import yaml
+
+    from common.techniques import CORE_TECHNIQUES, RUBRIC_PATH, technique_ids
+    from rubric.grader import TurnGrade, Verdict
+    from rubric.techniques import load_rubric
+    from sim.director import EFFECTS, NEUTRAL_EFFECT, Cause
+
+    data = yaml.safe_load(RUBRIC_PATH.read_text(encoding="utf-8"))
+    summarise = {
+        **data["techniques"][0],
+        "id": "summarise",
+        "label": "Summarise: say back what the customer said",
+        "definition": "The agent sums up the customer's problem in their own words.",
+        "cues": ["so to sum up"],
+    }
+    data["techniques"].insert(len(CORE_TECHNIQUES), summarise)
+    path = tmp_path / "techniques.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    ids = technique_ids(path)
+    assert ids == (*CORE_TECHNIQUES, "summarise")
+    assert load_rubric(path).technique_ids == list(ids)  # the rubric accepts it as it is
+    assert "summarise" not in EFFECTS
+
+    quote = "So to sum up, you were charged twice."
+    grade = TurnGrade(
+        index=1,
+        techniques={t: Verdict(used=t == "summarise", evidence=quote) for t in ids},
+    )
+    signals = Signals.from_grade(grade)
+    assert signals.used("summarise")
+    assert signals.as_dict() == {
+        "listen": False,
+        "validate": False,
+        "cooperate": False,
+        "affirm": False,
+        "summarise": True,
+        "dismissive": False,
+    }
+    d = Director(PERSONAS["irate_broadband_outage"])
+    step = d.step(mid_state(d), quote, signals)
+    assert step.causes == [
+        Cause(kind="technique", id="summarise", delta=NEUTRAL_EFFECT, evidence=quote)
+    ]
+    assert step.mood_after == step.mood_before  # neutral, and not an idle turn
