@@ -69,8 +69,9 @@ _CLAUSE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass(frozen=True)
-class MoodRules:
-    """Resolved mood rules: the difficulty's defaults plus the persona's ``mood`` block."""
+class MoodPolicy:
+    """How the director moves one persona's mood, resolved: the difficulty's defaults plus
+    the persona's own ``mood`` block (the data record :class:`sim.persona.MoodRules`)."""
 
     calm_rate: float = 1.0
     escalate_rate: float = 1.0
@@ -79,14 +80,14 @@ class MoodRules:
     offers_needed: int = 2
 
 
-DIFFICULTY_RULES: dict[str, MoodRules] = {
-    "easy": MoodRules(calm_rate=1.3, escalate_rate=0.7, give_up_after=4, accept_at_or_below=6.0),
-    "medium": MoodRules(),
-    "hard": MoodRules(calm_rate=0.7, escalate_rate=1.3, give_up_after=2, accept_at_or_below=4.0),
+DIFFICULTY_RULES: dict[str, MoodPolicy] = {
+    "easy": MoodPolicy(calm_rate=1.3, escalate_rate=0.7, give_up_after=4, accept_at_or_below=6.0),
+    "medium": MoodPolicy(),
+    "hard": MoodPolicy(calm_rate=0.7, escalate_rate=1.3, give_up_after=2, accept_at_or_below=4.0),
 }
 
 
-def rules_for(persona: Persona) -> MoodRules:
+def rules_for(persona: Persona) -> MoodPolicy:
     """The difficulty's defaults, overridden by the persona's own ``mood`` block."""
     base = DIFFICULTY_RULES[persona.difficulty]
     own = persona.mood
@@ -258,7 +259,7 @@ class Director:
     matcher: RuleMatcher = no_rules
 
     def __post_init__(self) -> None:
-        self.rules = rules_for(self.persona)
+        self.policy = rules_for(self.persona)
 
     def start(self) -> DirectorState:
         return DirectorState(mood=float(self.persona.emotional_baseline))
@@ -272,7 +273,7 @@ class Director:
     ) -> Step:
         if state.outcome != "open":
             raise ValueError(f"the conversation is over ({state.outcome})")
-        r = self.rules
+        r = self.policy
         causes: list[Cause] = []
 
         def add(kind: Any, cid: str, base: float, evidence: str | None = None) -> None:

@@ -100,7 +100,8 @@ class Resolution(_Strict):
 
 class MoodRules(_Strict):
     """How fast this customer calms or escalates, and when they leave. Every field is
-    optional; what is left out follows the persona's difficulty (see ``sim/director.py``)."""
+    optional; what is left out follows the persona's difficulty. The director resolves this
+    record into a :class:`sim.director.MoodPolicy`."""
 
     calm_rate: float | None = Field(None, gt=0, le=3, description="Multiplier on calming steps.")
     escalate_rate: float | None = Field(
