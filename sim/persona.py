@@ -99,9 +99,10 @@ class Resolution(_Strict):
 
 
 class MoodRules(_Strict):
+    # The director resolves this record into a sim.director.MoodPolicy (the docstring below
+    # is the JSON schema's description, so it stays as it is).
     """How fast this customer calms or escalates, and when they leave. Every field is
-    optional; what is left out follows the persona's difficulty. The director resolves this
-    record into a :class:`sim.director.MoodPolicy`."""
+    optional; what is left out follows the persona's difficulty (see ``sim/director.py``)."""
 
     calm_rate: float | None = Field(None, gt=0, le=3, description="Multiplier on calming steps.")
     escalate_rate: float | None = Field(
