@@ -14,58 +14,40 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import contextlib
-import html
 import json
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 import bootstrap
 from common.settings import Settings
-from rubric.feedback import build_feedback
 from rubric.grader import Grader
-from rubric.render import about_panel, load_reliability, reliability_table, render_feedback
+from rubric.render import load_reliability, reliability_table
 from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
-from sim.practice import (
-    InputRejected,
-    Practice,
-    PracticeSession,
-    outcome_message,
-)
-from sim.simulator import SimulatorError
-from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
-from storage import Session
+from sim.practice import Practice
 from training.history import (
-    HintsDisabled,
     export_session_html,
     export_session_json,
     export_session_markdown,
     export_sessions_csv,
-    hint_for,
     list_history,
     progress,
     session_replay,
 )
 from training.persona_repo import PersonaRepo
 from training.users import (
-    PermissionDenied,
     UnsafeBind,
-    User,
     UserError,
     UserStore,
-    acting_user,
     assign,
-    assignments_for,
     check_bind,
     gradio_auth,
     require_trainer,
-    start_assessment,
 )
-from web.dispute_handlers import DisputeHandlers, dispute_panel, review_tab, session_rulings
+from web.access import Access, Request, refused
+from web.dispute_handlers import DisputeHandlers, review_tab, session_rulings
 from web.formatting import (
     archetype_choices,
     dataframe,
@@ -86,74 +68,10 @@ from web.history_view import (
     replay_html,
 )
 from web.import_tab import ImportHandlers, import_layout, wire_import
-from web.practice_view import (
-    ASSESSMENT_METER,
-    ChatHistory,
-    as_text,
-    assignment_choices,
-    has_trainee_words,
-    hint_html,
-    to_chat,
-    untouched_session,
-)
-from web.studio_handlers import Request, StudioHandlers
+from web.practice_handlers import PracticeHandlers
+from web.practice_tab import practice_layout, wire_practice
+from web.studio_handlers import StudioHandlers
 from web.studio_tab import studio_layout, wire_studio
-
-
-def persona_card(p: Persona) -> str:
-    """What the trainee sees before they start: never the hidden facts."""
-    s = p.scenario
-    return (
-        f"### {html.escape(p.name)} · {html.escape(s.company)}\n"
-        f"**Situation:** {html.escape(s.problem)}  \n"
-        f"**Product:** {html.escape(s.product)} · **Channel:** {s.channel} · "
-        f"**Difficulty:** {p.difficulty} · **Mood:** {p.archetype.value.replace('_', ' ')}\n\n"
-        f"**What you know:** {html.escape(p.trainee_brief)}"
-    )
-
-
-def session_meter(session: PracticeSession) -> str:
-    """The mood meter for where a session stands now: its state and its last move."""
-    steps = session.steps()
-    state = session.state()
-    last = steps[-1][1] if steps and steps[-1][1].turn == state.turn else None
-    return mood_meter_html(session.persona, state.mood, last, state)
-
-
-def session_trace(practice: Practice, session_id: str) -> tuple[Any, str, list[tuple[str, int]]]:
-    """After a session: the emotion trace figure, its text version and the retry choices."""
-    session = practice.resume(session_id)
-    rec = session.record
-    persona = session.persona
-    opening = next((t for t in rec.turns if "director_state" in t.meta), None)
-    start = (
-        float(opening.meta["director_state"]["mood"])
-        if opening
-        else float(persona.emotional_baseline)
-    )
-    points = trace_points(
-        start, session.steps(), {t.idx: t.text for t in rec.turns if t.role == "agent"}
-    )
-    return plot_trace(persona.name, points), trace_list_html(points), retry_choices(rec.turns)
-
-
-def grade_session(practice: Practice, grader: Grader, session_id: str) -> str:
-    """Grade a finished session, save the feedback with it, and return the card's HTML."""
-    rec = practice.store.get_session(session_id)
-    turns = [{"role": t.role, "text": t.text} for t in rec.turns]
-    feedback = build_feedback(grader, turns)
-    practice.store.save_feedback(session_id, feedback.model_dump(mode="json"))
-    return render_feedback(feedback, turns, about=about_panel(load_reliability()))
-
-
-@contextlib.contextmanager
-def refused() -> Iterator[None]:
-    """Show a role check's refusal (``PermissionDenied``) to the user as a Gradio error; an
-    API caller gets the same message."""
-    try:
-        yield
-    except PermissionDenied as exc:
-        raise gr.Error(str(exc), title="Not allowed", print_exception=False) from None
 
 
 def build_app(
@@ -171,6 +89,8 @@ def build_app(
     store = practice.store
     accounts = users if users is not None else UserStore(store)
     library = repo if repo is not None else PersonaRepo(library_dir(settings))
+    access = Access(settings, accounts, store)
+    who, trainer = access.who, access.trainer
     _grader: list[Grader] = []
 
     def get_grader() -> Grader:
@@ -183,31 +103,6 @@ def build_app(
             return get_grader().guidance
         except Exception:  # a hint without a cited passage beats no hint
             return None
-
-    # --- who is acting, and what they may touch ---------------------------------------------
-    def who(request: Request) -> User:
-        with refused():
-            return acting_user(settings, accounts, getattr(request, "username", None))
-
-    def trainer(request: Request) -> User:
-        user = who(request)
-        with refused():
-            require_trainer(user)
-        return user
-
-    def own(user: User, session_id: str) -> Session:
-        """The session, if it is the acting user's own (to continue, end, retry or hint)."""
-        try:
-            rec = store.get_session(session_id)
-        except KeyError:
-            raise gr.Error("There is no such session.", print_exception=False) from None
-        if rec.user_id != user.id:
-            with refused():
-                raise PermissionDenied("That session belongs to someone else.")
-        return rec
-
-    def trainee_names() -> list[str]:
-        return [str(u.name) for u in accounts.list_users() if u.role == "trainee"]
 
     def published() -> dict[str, Persona]:
         """The personas on offer now: the library's published files. New or republished ones
@@ -225,347 +120,8 @@ def build_app(
     personas = practice.personas
     choices = persona_choices(personas)
     first = next(iter(personas), None)
-
-    # --- practice -------------------------------------------------------------------------
-    def on_pick(persona_id: str) -> str:
-        p = practice.personas.get(persona_id or "")
-        return persona_card(p) if p else ""
-
-    def cleared() -> tuple[Any, ...]:
-        """Feedback, trace plot, trace list and the retry controls, emptied and hidden."""
-        return (
-            "",
-            gr.update(value=None, visible=False),
-            "",
-            gr.update(choices=[], value=None, visible=False),
-            gr.update(visible=False),
-        )
-
-    def started(session: PracticeSession, status: str, assessment: bool) -> tuple[Any, ...]:
-        meter = ASSESSMENT_METER if assessment else session_meter(session)
-        return (
-            to_chat(practice, session.id),
-            session.id,
-            status,
-            gr.update(interactive=True),
-            meter,
-            *cleared(),
-            gr.update(visible=not assessment),
-            "",
-        )
-
-    n_started = 12  # len(started(...)): the outputs of New session, assessments and retry
-
-    def only_status(message: str) -> tuple[Any, ...]:
-        return (gr.skip(), gr.skip(), message) + (gr.skip(),) * (n_started - 3)
-
-    def start_note(persona_id: str, private: bool) -> str:
-        name = practice.personas[persona_id].name
-        note = " It is private: trainers see its scores, never your words." if private else ""
-        return f"Session started with {name}. You are the agent: reply below.{note}"
-
-    # Which session each open page shows (by gr.Request.session_hash, one per page load), so
-    # that the session started when the page opens or a customer is picked, a New session
-    # and a first Send that overtakes them all land in the same session. Forgotten when the
-    # page closes (demo.unload). One lock: the check and the start are quick.
-    pages: dict[str, str] = {}
-    pages_lock = threading.RLock()
-    max_pages = 10_000
-
-    def page_of(request: Request) -> str:
-        return str(getattr(request, "session_hash", None) or "")
-
-    def show(request: Request, session_id: str) -> None:
-        key = page_of(request)
-        if not key:
-            return
-        with pages_lock:
-            pages.pop(key, None)
-            pages[key] = session_id
-            while len(pages) > max_pages:
-                pages.pop(next(iter(pages)))
-
-    def on_unload(request: Request = None) -> None:
-        with pages_lock:
-            pages.pop(page_of(request), None)
-
-    def open_session(
-        user: User, persona_id: str, private: bool, request: Request
-    ) -> PracticeSession:
-        """A live practice session with the customer for this page: an untouched one of the
-        user's (not on another page) if there is one, else a new one. Hold ``pages_lock``."""
-        key = page_of(request)
-        held = {sid for k, sid in pages.items() if k != key}
-        sid = untouched_session(store, practice.personas[persona_id], user.id, held)
-        if sid is None:
-            session = practice.start(persona_id, user.id)
-            if private:
-                store.set_private(session.id, True)
-        else:
-            session = practice.resume(sid)
-            store.set_private(sid, bool(private))
-        show(request, session.id)
-        return session
-
-    def page_session(user: User, persona_id: str, request: Request) -> Session | None:
-        """The open session this page shows with this customer, if the page's own state
-        hasn't caught up with it yet (a start and a Send racing). Hold ``pages_lock``."""
-        sid = pages.get(page_of(request)) if page_of(request) else None
-        if not sid:
-            return None
-        try:
-            rec = store.get_session(sid)
-        except KeyError:
-            return None
-        if rec.user_id != user.id or rec.persona_id != persona_id or rec.status != "open":
-            return None
-        return rec
-
-    def on_start(
-        persona_id: str, private: bool = False, request: Request = None
-    ) -> tuple[Any, ...]:
-        user = who(request)
-        if persona_id not in published():  # archived or never published: not on offer
-            return only_status("⚠️ That customer is not available. Pick another one.")
-        with pages_lock:
-            session = practice.start(persona_id, user.id)
-            if private:
-                store.set_private(session.id, True)
-            show(request, session.id)
-        return started(session, start_note(persona_id, private), False)
-
-    def on_open(
-        persona_id: str, private: bool = False, session_id: str = "", request: Request = None
-    ) -> tuple[Any, ...]:
-        """A customer picked (or the page opened): their opening line in a live session, so
-        the trainee can reply at once. A session the trainee has written in (or an
-        assessment under way) is never replaced: that takes **New session**."""
-        user = who(request)
-        skipped = (gr.skip(),) * n_started
-        if not persona_id:
-            return skipped
-        offered = persona_id in published()
-        with pages_lock:
-            current = session_id or pages.get(page_of(request), "")
-            if current:
-                rec = own(user, current)
-                in_use = has_trainee_words(rec) or (
-                    rec.status == "open" and store.session_extras(current)["mode"] == "assessment"
-                )
-                if in_use:
-                    if rec.persona_id == persona_id:
-                        return skipped
-                    name = practice.personas[persona_id].name
-                    now = practice.personas[rec.persona_id].name
-                    busy = f"You are still talking to {now}. " if rec.status == "open" else ""
-                    return only_status(f"{busy}Press **New session** to start with {name}.")
-                if rec.persona_id == persona_id and rec.status == "open":
-                    if current == session_id:
-                        return skipped  # already on the page
-                    return started(
-                        practice.resume(current), start_note(persona_id, rec.private), False
-                    )
-            if not offered:  # archived or never published: not on offer
-                return only_status("⚠️ That customer is not available. Pick another one.")
-            session = open_session(user, persona_id, private, request)
-        return started(session, start_note(persona_id, private), False)
-
-    def on_page_open(
-        persona_id: str, private: bool = False, session_id: str = "", request: Request = None
-    ) -> tuple[Any, ...]:
-        """The page opened: the selected customer's opening line in a live session, unless
-        the page has one already (a pick, a New session or a Send got there first)."""
-        who(request)
-        with pages_lock:
-            if session_id or pages.get(page_of(request)):
-                return (gr.skip(),) * n_started
-            return on_open(persona_id, private, session_id, request)
-
-    def on_start_assessment(assignment_id: Any, request: Request = None) -> tuple[Any, ...]:
-        user = who(request)
-        if assignment_id in (None, ""):
-            return only_status("Pick one of your assessments first.")
-        published()
-        with refused():
-            try:
-                session = start_assessment(practice, user, int(assignment_id))
-            except KeyError:
-                return only_status("⚠️ That assessment's customer is no longer available.")
-        show(request, session.id)
-        return started(
-            session,
-            f"Assessment started with {session.persona.name}: no hints and no mood meter. "
-            "Your feedback appears when you end the session.",
-            True,
-        )
-
-    def on_private(private: bool, session_id: str, request: Request = None) -> str:
-        user = who(request)
-        if not session_id:
-            return gr.skip()
-        own(user, session_id)
-        store.set_private(session_id, bool(private))
-        return (
-            "This session is now private: trainers see its scores, never your words."
-            if private
-            else "This session is no longer private."
-        )
-
-    def on_send(
-        message: str,
-        chat: ChatHistory,
-        session_id: str,
-        persona_id: str = "",
-        private: bool = False,
-        request: Request = None,
-    ) -> Iterator[tuple[Any, ...]]:
-        """Send the trainee's message and stream the reply. With no session on the page yet
-        (the one the page starts hasn't arrived, or failed) it starts one with the picked
-        customer first: what the trainee typed is sent, never dropped."""
-        skip = gr.skip()
-        message = message or ""
-        user = who(request)
-        created = not session_id
-        if session_id:
-            own(user, session_id)
-        elif not message.strip():
-            yield chat, "", "", skip, skip
-            return
-        elif not persona_id or persona_id not in published():
-            yield chat, message, "⚠️ Pick a customer from the list, then press Send.", skip, skip
-            return
-        else:
-            with pages_lock:
-                rec = page_session(user, persona_id, request)
-                session_id = rec.id if rec else open_session(user, persona_id, private, request).id
-        sid = session_id
-        assessment = store.session_extras(sid)["mode"] == "assessment"
-        session = practice.resume(sid)
-        try:
-            text = session.check_message(message)
-        except InputRejected as exc:
-            if not message.strip():
-                yield chat, "", "", skip, sid
-                return
-            yield to_chat(practice, sid) if created else chat, message, f"⚠️ {exc}", skip, sid
-            return
-        chat = to_chat(practice, sid)
-        if not (chat and chat[-1]["role"] == "user" and chat[-1]["content"] == as_text(text)):
-            chat.append({"role": "user", "content": as_text(text)})
-        chat.append({"role": "assistant", "content": "…"})
-        yield chat, "", "The customer is typing…", skip, sid
-        meter: Any = skip if assessment else None  # shown once the director has decided
-        try:
-            for partial in session.respond(text):
-                chat[-1]["content"] = as_text(partial) or "…"
-                if meter is None:
-                    steps = session.steps()
-                    meter = (
-                        mood_meter_html(session.persona, steps[-1][1].mood_after, steps[-1][1])
-                        if steps
-                        else skip
-                    )
-                    yield chat, "", "The customer is typing…", meter, sid
-                else:
-                    yield chat, "", "The customer is typing…", skip, sid
-        except SimulatorError as exc:
-            chat.pop()
-            yield (
-                chat,
-                text,
-                f"⚠️ {exc} Your message is saved; press Send to try again.",
-                skip,
-                sid,
-            )
-            return
-        state = session.state()
-        done = outcome_message(session.persona, state) if state.outcome != "open" else ""
-        yield (
-            to_chat(practice, sid),
-            "",
-            done,
-            skip if assessment else session_meter(session),
-            sid,
-        )
-
-    def on_end(session_id: str, request: Request = None) -> tuple[Any, ...]:
-        if not session_id:
-            return "No session to end.", gr.update(), gr.skip(), *(gr.skip(),) * 4
-        user = who(request)
-        own(user, session_id)
-        assessment = store.session_extras(session_id)["mode"] == "assessment"
-        practice.resume(session_id).end()
-        try:
-            fig, trace_text, retry = session_trace(practice, session_id)
-            if assessment:
-                retry = []  # an assessment is one attempt
-            after = (
-                gr.update(value=fig, visible=True),
-                trace_text,
-                gr.update(choices=retry, value=retry[0][1] if retry else None, visible=bool(retry)),
-                gr.update(visible=bool(retry)),
-            )
-        except Exception as exc:  # the trace is a bonus: never lose the session or the grade
-            after = (
-                gr.update(value=None, visible=False),
-                f"(No emotion trace: {html.escape(str(exc))})",
-                *cleared()[3:],
-            )
-        try:
-            card = grade_session(practice, get_grader(), session_id)
-        except Exception as exc:  # grading must never lose the session
-            return (
-                f"Session saved (id `{session_id}`), but grading failed: {exc}",
-                gr.update(interactive=False),
-                "",
-                *after,
-            )
-        again = "" if assessment else ", or pick one of your messages below and **Retry from here**"
-        return (
-            f"Session ended and saved (id `{session_id}`). Press **New session** to practise "
-            f"again{again}.",
-            gr.update(interactive=False),
-            card,
-            *after,
-        )
-
-    def on_retry(
-        session_id: str, agent_idx: int | None, request: Request = None
-    ) -> tuple[Any, ...]:
-        if not session_id or agent_idx is None:
-            return only_status("Pick one of your messages to retry from.")
-        user = who(request)
-        own(user, session_id)
-        if store.session_extras(session_id)["mode"] == "assessment":
-            return only_status("⚠️ Retry is off for assessments: an assessment is one attempt.")
-        try:
-            session = practice.retry(session_id, int(agent_idx))
-        except (InputRejected, KeyError) as exc:
-            return only_status(f"⚠️ {exc}")
-        show(request, session.id)
-        n = sum(1 for t in session.record.turns if t.role == "agent") + 1
-        return started(
-            session, f"Rewound to before your message #{n}. Your original attempt is saved.", False
-        )
-
-    def on_hint(session_id: str, request: Request = None) -> str:
-        user = who(request)
-        if not session_id:
-            return status_html("Start a session first, then ask for a hint.", "info")
-        own(user, session_id)
-        try:
-            hint = hint_for(practice.resume(session_id), guidance())
-        except HintsDisabled as exc:
-            return status_html(str(exc), "error")
-        return hint_html(hint)
-
-    def on_assignments(request: Request = None) -> Any:
-        user = who(request)
-        found = assignments_for(store, user)
-        return gr.update(
-            choices=assignment_choices(found, practice.personas, user.is_trainer),
-            value=found[-1].id if found else None,
-        )
+    sessions = PracticeHandlers(practice, access, published, get_grader, guidance)
+    on_assignments = sessions.on_assignments
 
     # --- history ----------------------------------------------------------------------------
     def on_history(archetype: str, trainee: str, request: Request = None) -> tuple[Any, ...]:
@@ -659,7 +215,7 @@ def build_app(
         user = who(request)
         offered = persona_choices(published())
         ids = [c[1] for c in offered]
-        names = trainee_names() if user.is_trainer else []
+        names = access.trainee_names() if user.is_trainer else []
         if user.is_local:
             banner = "Single-user mode (sign-in off): you can use every tab."
         else:
@@ -680,81 +236,7 @@ def build_app(
     with gr.Blocks(title="Rapport — empathy practice") as demo:
         gr.Markdown("# Rapport\nPractise empathy with a simulated customer.")
         whoami = gr.Markdown("", elem_id="whoami")
-        session_id = gr.State("")
-        with gr.Tab("Practice", id="practice") as practice_tab:
-            with gr.Row():
-                with gr.Column(scale=1, min_width=260):
-                    picker = gr.Dropdown(
-                        choices=choices, value=first, label="Customer", elem_id="persona-picker"
-                    )
-                    card = gr.Markdown(
-                        persona_card(personas[first]) if first else "", elem_id="persona-card"
-                    )
-                    with gr.Row():
-                        start = gr.Button(
-                            "New session",
-                            variant="primary",
-                            elem_id="new-session",
-                            scale=1,
-                            min_width=110,
-                        )
-                        private = gr.Checkbox(
-                            label="Private session",
-                            value=False,
-                            elem_id="private-session",
-                            scale=1,
-                            min_width=110,
-                            container=False,
-                        )
-                    end = gr.Button("End session", elem_id="end-session")
-                    hint = gr.Button("Hint", elem_id="hint")
-                    hint_out = gr.HTML("", elem_id="hint-text")
-                    with gr.Accordion("Assessments", open=False, elem_id="assessments"):
-                        assignment = gr.Dropdown(
-                            choices=[],
-                            label="Assigned to you",
-                            elem_id="assignment-picker",
-                            info="An assessment has no hints and no mood meter; "
-                            "feedback comes when you end it.",
-                        )
-                        start_assessment_btn = gr.Button(
-                            "Start assessment", elem_id="start-assessment"
-                        )
-                with gr.Column(scale=3):
-                    meter = gr.HTML(
-                        '<div class="rp-meter">Start a session to see how the customer feels.</div>',
-                        elem_id="mood-meter",
-                    )
-                    chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=460)
-                    with gr.Row():
-                        box = gr.Textbox(
-                            placeholder="Reply to the customer…",
-                            show_label=False,
-                            scale=5,
-                            elem_id="message",
-                            max_lines=6,
-                        )
-                        send = gr.Button("Send", scale=1, elem_id="send")
-                    status = gr.Markdown("", elem_id="status")
-            with gr.Column(elem_id="after-session"):
-                feedback = gr.HTML("", elem_id="feedback")
-                dispute_parts = dispute_panel()
-                plot = gr.Plot(
-                    label="How the customer felt",
-                    elem_id="emotion-trace",
-                    format="png",
-                    visible=False,
-                )
-                trace_text = gr.HTML("", elem_id="emotion-trace-text")
-                with gr.Row():
-                    retry_turn = gr.Dropdown(
-                        choices=[],
-                        label="Try one of your messages again",
-                        elem_id="retry-turn",
-                        scale=4,
-                        visible=False,
-                    )
-                    retry = gr.Button("Retry from here", elem_id="retry", scale=1, visible=False)
+        practice_ui = practice_layout(personas)
 
         with gr.Tab("History", id="history") as history_tab:
             with gr.Row():
@@ -836,28 +318,7 @@ def build_app(
                 elem_id="reliability",
             )
 
-        # --- events: practice -----------------------------------------------------------------
-        after = [feedback, plot, trace_text, retry_turn, retry]
-        session_out = [chatbot, session_id, status, box, meter, *after, hint, hint_out]
-        assert len(session_out) == n_started
-        picker.change(on_pick, picker, card)
-        # picking a customer puts their opening line in a live session (as does opening the
-        # page: see demo.load below), so the first thing a trainee types has somewhere to go
-        picker.input(on_open, [picker, private, session_id], session_out)
-        start.click(on_start, [picker, private], session_out, api_name="start")
-        private.input(on_private, [private, session_id], status)
-        start_assessment_btn.click(on_start_assessment, assignment, session_out)
-        send_args: dict[str, Any] = {
-            "fn": on_send,
-            "inputs": [box, chatbot, session_id, picker, private],
-            "outputs": [chatbot, box, status, meter, session_id],
-        }
-        box.submit(**send_args)
-        send.click(**send_args, api_name="send")
-        end.click(on_end, session_id, [status, box, *after], api_name="end")
-        retry.click(on_retry, [session_id, retry_turn], session_out)
-        hint.click(on_hint, session_id, hint_out, api_name="hint")
-        practice_tab.select(on_assignments, None, assignment)
+        wire_practice(sessions, practice_ui)
 
         # --- events: history --------------------------------------------------------------
         hist_out = [hist_table, hist_pick, progress_plot, progress_text]
@@ -874,17 +335,26 @@ def build_app(
         exp_html.click(export_html, hist_pick, export_file, api_name="export_html")
         exp_csv.click(export_csv, None, export_file, api_name="export_csv")
         assign_btn.click(
-            on_assign, [assign_persona, assign_to], [assign_status, assignment], api_name="assign"
+            on_assign,
+            [assign_persona, assign_to],
+            [assign_status, practice_ui.assignment],
+            api_name="assign",
         )
 
         # --- events: disputes and the trainers' review queue (web/dispute_handlers.py) ------
-        disputes = DisputeHandlers(store, who, trainee_names)
+        disputes = DisputeHandlers(store, who, access.trainee_names)
         disputes.wire(
-            demo, dispute_parts, queue_parts, session_id, feedback, hist_pick, replay_rulings
+            demo,
+            practice_ui.disputes,
+            queue_parts,
+            practice_ui.session_id,
+            practice_ui.feedback,
+            hist_pick,
+            replay_rulings,
         )
 
         # --- events: studio (web/studio_tab.py) ---------------------------------------------
-        wire_studio(studio, studio_ui, picker, assign_persona)
+        wire_studio(studio, studio_ui, practice_ui.picker, assign_persona)
         # --- events: import a real conversation (web/import_tab.py) -------------------------
         wire_import(
             imports,
@@ -902,13 +372,13 @@ def build_app(
                 hist_trainee,
                 exp_csv,
                 assign_box,
-                picker,
-                assignment,
+                practice_ui.picker,
+                practice_ui.assignment,
                 assign_persona,
                 assign_to,
             ],
-        ).success(on_page_open, [picker, private, session_id], session_out)
-        demo.unload(on_unload)
+        ).success(sessions.on_page_open, practice_ui.open_in, practice_ui.session_out)
+        demo.unload(sessions.on_unload)
     return demo
 
 

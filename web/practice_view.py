@@ -1,21 +1,26 @@
-"""What the Practice tab shows, as pure helpers: the chat's messages, which untouched
-session a page may reuse, the assessment meter, hints and the assessment picker."""
+"""What the Practice tab shows: the customer's card, the chat's messages, which untouched
+session a page may reuse, the mood meter, the emotion trace, hints, the assessment picker
+and the feedback card of a session just ended."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from rubric.feedback import build_feedback
+from rubric.grader import Grader
+from rubric.render import about_panel, load_reliability, render_feedback
 from sim.persona import Persona
+from sim.trace import mood_meter_html, plot_trace, retry_choices, trace_list_html, trace_points
 from training.history import Hint
 from training.users import Assignment
 from web.formatting import esc
 from web.history_view import REPLAY_CSS
 
 if TYPE_CHECKING:
-    from sim.practice import Practice
+    from sim.practice import Practice, PracticeSession
     from storage import Session, SessionStore
 
 ChatHistory = list[dict[str, str]]
@@ -126,14 +131,64 @@ def assignment_choices(
     return out
 
 
+def persona_card(p: Persona) -> str:
+    """What the trainee sees before they start: never the hidden facts."""
+    s = p.scenario
+    return (
+        f"### {html.escape(p.name)} · {html.escape(s.company)}\n"
+        f"**Situation:** {html.escape(s.problem)}  \n"
+        f"**Product:** {html.escape(s.product)} · **Channel:** {s.channel} · "
+        f"**Difficulty:** {p.difficulty} · **Mood:** {p.archetype.value.replace('_', ' ')}\n\n"
+        f"**What you know:** {html.escape(p.trainee_brief)}"
+    )
+
+
+def session_meter(session: PracticeSession) -> str:
+    """The mood meter for where a session stands now: its state and its last move."""
+    steps = session.steps()
+    state = session.state()
+    last = steps[-1][1] if steps and steps[-1][1].turn == state.turn else None
+    return mood_meter_html(session.persona, state.mood, last, state)
+
+
+def session_trace(practice: Practice, session_id: str) -> tuple[Any, str, list[tuple[str, int]]]:
+    """After a session: the emotion trace figure, its text version and the retry choices."""
+    session = practice.resume(session_id)
+    rec = session.record
+    persona = session.persona
+    opening = next((t for t in rec.turns if "director_state" in t.meta), None)
+    start = (
+        float(opening.meta["director_state"]["mood"])
+        if opening
+        else float(persona.emotional_baseline)
+    )
+    points = trace_points(
+        start, session.steps(), {t.idx: t.text for t in rec.turns if t.role == "agent"}
+    )
+    return plot_trace(persona.name, points), trace_list_html(points), retry_choices(rec.turns)
+
+
+def grade_session(practice: Practice, grader: Grader, session_id: str) -> str:
+    """Grade a finished session, save the feedback with it, and return the card's HTML."""
+    rec = practice.store.get_session(session_id)
+    turns = [{"role": t.role, "text": t.text} for t in rec.turns]
+    feedback = build_feedback(grader, turns)
+    practice.store.save_feedback(session_id, feedback.model_dump(mode="json"))
+    return render_feedback(feedback, turns, about=about_panel(load_reliability()))
+
+
 __all__ = [
     "ASSESSMENT_METER",
     "UNTOUCHED_MAX_AGE_S",
     "ChatHistory",
     "as_text",
     "assignment_choices",
+    "grade_session",
     "has_trainee_words",
     "hint_html",
+    "persona_card",
+    "session_meter",
+    "session_trace",
     "to_chat",
     "untouched_session",
 ]
