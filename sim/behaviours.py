@@ -39,6 +39,7 @@ from string import Template
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.text import stem
 from sim.persona import (
     BEHAVIOUR_KINDS,
     BehaviourKind,
@@ -124,23 +125,15 @@ _STOP_TEXT = (
 _STOP = frozenset(_STOP_TEXT.split())
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
-        word = word[:-1]  # "logged" -> "logg" -> "log"
-    elif len(word) > 3 and word.endswith("e"):
-        word = word[:-1]  # "charge" and "charged" -> "charg"
-    return word
-
-
 def content_words(text: str) -> set[str]:
     """Stemmed words of three letters or more that are not common filler, plus numbers
     ("logged" and "log in" share "log", "charge" and "charged" share "charg")."""
     words = re.findall(r"[a-z0-9£$€]+", text.lower().replace("\u2019", "'"))
-    return {_stem(w) for w in words if (len(w) >= 3 and w not in _STOP) or w.isdigit()}
+    return {
+        stem(w, undouble=True, trim_e=True)
+        for w in words
+        if (len(w) >= 3 and w not in _STOP) or w.isdigit()
+    }
 
 
 def mentions(reply: str, text: str, need: int = 2) -> bool:

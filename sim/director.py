@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.techniques import TECHNIQUES
+from common.text import stem
 from sim import behaviours
 from sim.behaviours import BehaviourMemory, Cue, TurnView
 from sim.persona import Persona
@@ -225,15 +226,9 @@ def no_rules(text: str, rules: Sequence[str]) -> list[int]:
     return []
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
 def _words(text: str) -> list[str]:
-    return [_stem(w) for w in re.findall(r"[a-z0-9£$€]+", text.lower().replace("\u2019", "'"))]
+    words = re.findall(r"[a-z0-9£$€]+", text.lower().replace("\u2019", "'"))
+    return [stem(w, min_stem=4) for w in words]
 
 
 def mentions(text: str, phrase: str) -> bool:

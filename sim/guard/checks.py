@@ -8,8 +8,10 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
+from common.text import stem
 from sim.guard.probes import _AGENT_NOUN, _I, Probe, _normalise
 from sim.persona import HiddenFact, Persona
 from sim.postprocess import role_break
@@ -182,15 +184,9 @@ _STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 _TOKEN = re.compile(r"[\w£€$%][\w£€$%,.:/'-]*", re.UNICODE)
 
 
-def _stem(word: str) -> str:
-    w = word.lower()
-    for suffix, keep in (("ing", 3), ("ed", 3), ("s", 3)):
-        if w.endswith(suffix) and len(w) - len(suffix) >= keep:
-            if suffix == "s" and w.endswith("ss"):
-                break
-            w = w[: -len(suffix)]
-            break
-    return w[:-1] if w.endswith("e") and len(w) > 3 else w
+# common.text.stem as the leak check has always matched: "es" words lose only their "s"
+# before the final "e" goes, and "ss" stays ("address")
+_stem = partial(stem, suffixes=("ing", "ed", "s"), keep_ss=True, trim_e=True)
 
 
 _STOP_STEMS = frozenset(_stem(w) for w in _STOPWORDS)
