@@ -371,7 +371,7 @@ def load_markdown(load: dict[str, Any], name: str = "load") -> list[str]:
             lv["memory"].get("hwm_mib"),
         ]
         out.append("| " + " | ".join(_cell(x) for x in row) + " |")
-    from bench.load import contention_warnings, paused
+    from bench.load_report import contention_warnings, paused
 
     warnings = contention_warnings(load["levels"], paused(c))
     if warnings:
