@@ -1,11 +1,13 @@
-"""The Gradio app: thin wiring of ``sim`` (and ``rubric``) functions into Blocks.
+"""The Gradio app: the web tabs of ``web/`` composed into one page, and ``main()``, which
+boots the services and serves it.
 
-Every handler that returns or changes data resolves the acting user from ``gr.Request``
-(``request.username``; :data:`training.users.LOCAL_USER` with sign-in off) and applies the role
-checks of ``training/users.py`` on the server, because any handler can be called through the
-Gradio API, not only from the page. Display helpers live in
-``web/formatting.py`` and one ``web/*_view.py`` per tab; the Persona Studio's handlers in
-``web/studio_handlers.py``.
+Each tab is a module of ``web/`` with a handler class and a layout: Practice
+(``web/practice_tab.py``, ``web/practice_handlers.py``), History (``web/history_tab.py``),
+Import (``web/import_tab.py``), Persona Studio (``web/studio_tab.py``,
+``web/studio_handlers.py``) and Disputes (``web/dispute_handlers.py``). Every handler that
+returns or changes data resolves the acting user from ``gr.Request`` (``web/access.py``) and
+applies the role checks of ``training/users.py`` on the server, because any handler can be
+called through the Gradio API, not only from the page.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -27,51 +28,31 @@ from rubric.grader import Grader
 from rubric.render import load_reliability, reliability_table
 from sim.persona import Persona, PersonaError, library_dir, load_persona_file, persona_paths
 from sim.practice import Practice
-from training.history import (
-    export_session_html,
-    export_session_json,
-    export_session_markdown,
-    export_sessions_csv,
-    list_history,
-    progress,
-    session_replay,
-)
 from training.persona_repo import PersonaRepo
-from training.users import (
-    UnsafeBind,
-    UserError,
-    UserStore,
-    assign,
-    check_bind,
-    gradio_auth,
-    require_trainer,
-)
-from web.access import Access, Request, refused
-from web.dispute_handlers import DisputeHandlers, review_tab, session_rulings
-from web.formatting import (
-    archetype_choices,
-    dataframe,
-    or_none,
-    persona_choices,
-    status_html,
-    trainee_choices,
-    write_download,
-)
-from web.history_view import (
-    HISTORY_HEADERS,
-    history_choices,
-    history_table,
-    progress_figure,
-    progress_summary,
-    replay_feedback_html,
-    replay_figure,
-    replay_html,
-)
+from training.users import UnsafeBind, UserStore, check_bind, gradio_auth
+from web.access import Access, Request
+from web.dispute_handlers import DisputeHandlers, review_tab
+from web.formatting import persona_choices, trainee_choices
+from web.history_tab import HistoryHandlers, history_layout, wire_history
 from web.import_tab import ImportHandlers, import_layout, wire_import
 from web.practice_handlers import PracticeHandlers
 from web.practice_tab import practice_layout, wire_practice
 from web.studio_handlers import StudioHandlers
 from web.studio_tab import studio_layout, wire_studio
+
+
+class PageLoad(NamedTuple):
+    """What opening the page fills in: who is signed in, and the controls for their role."""
+
+    whoami: Any
+    studio: Any
+    history_trainee: Any
+    export_csv: Any
+    assign_box: Any
+    picker: Any
+    assignment: Any
+    assign_persona: Any
+    assign_to: Any
 
 
 def build_app(
@@ -90,7 +71,6 @@ def build_app(
     accounts = users if users is not None else UserStore(store)
     library = repo if repo is not None else PersonaRepo(library_dir(settings))
     access = Access(settings, accounts, store)
-    who, trainer = access.who, access.trainer
     _grader: list[Grader] = []
 
     def get_grader() -> Grader:
@@ -117,102 +97,15 @@ def build_app(
         practice.personas.update(fresh)
         return fresh
 
-    personas = practice.personas
-    choices = persona_choices(personas)
-    first = next(iter(personas), None)
+    # --- one handler object per tab ---------------------------------------------------------
     sessions = PracticeHandlers(practice, access, published, get_grader, guidance)
-    on_assignments = sessions.on_assignments
+    history = HistoryHandlers(practice, access, published, sessions.on_assignments)
+    studio = StudioHandlers(practice, library, access.trainer, published)
+    imports = ImportHandlers(practice, get_grader, access.who, access.trainer, studio)
+    disputes = DisputeHandlers(store, access.who, access.trainee_names)
 
-    # --- history ----------------------------------------------------------------------------
-    def on_history(archetype: str, trainee: str, request: Request = None) -> tuple[Any, ...]:
-        user = who(request)
-        subject = trainee or None
-        with refused():
-            rows = list_history(
-                store, user, or_none(archetype), personas=practice.personas, trainee=subject
-            )
-            data = progress(store, practice.personas, user, or_none(archetype), trainee=subject)
-        summary = progress_summary(data)
-        if user.is_trainer and not user.is_local and subject is None:
-            summary += " Pick a trainee to see their progress (this plot is your own sessions)."
-        return (
-            dataframe(history_table(rows), HISTORY_HEADERS),
-            gr.update(choices=history_choices(rows, user.is_trainer), value=None),
-            progress_figure(data, subject),
-            summary,
-        )
-
-    def on_replay(session_id: str, request: Request = None) -> tuple[Any, ...]:
-        user = who(request)
-        if not session_id:
-            return "", "", gr.update(value=None, visible=False)
-        with refused():
-            try:
-                rp = session_replay(store, practice.personas, user, session_id)
-            except KeyError:
-                raise gr.Error("There is no such session.", print_exception=False) from None
-        return (
-            replay_html(rp),
-            replay_feedback_html(rp),
-            gr.update(value=replay_figure(rp), visible=True),
-        )
-
-    def exported(session_id: str, request: Request, kind: str) -> str:
-        user = who(request)
-        if not session_id:
-            raise gr.Error("Open a session first.", print_exception=False)
-        with refused():
-            try:
-                if kind == "json":
-                    data = export_session_json(store, user, session_id)
-                    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-                elif kind == "md":
-                    text = export_session_markdown(store, user, session_id, practice.personas)
-                else:
-                    text = export_session_html(store, user, session_id, practice.personas)
-            except KeyError:
-                raise gr.Error("There is no such session.", print_exception=False) from None
-        return str(write_download(text, f"rapport-session-{session_id[:8]}.{kind}"))
-
-    def export_json(session_id: str, request: Request = None) -> str:
-        return exported(session_id, request, "json")
-
-    def export_markdown(session_id: str, request: Request = None) -> str:
-        return exported(session_id, request, "md")
-
-    def export_html(session_id: str, request: Request = None) -> str:
-        return exported(session_id, request, "html")
-
-    def export_csv(request: Request = None) -> str:
-        user = who(request)
-        with refused():
-            text = export_sessions_csv(store, user)
-        return str(write_download(text, "rapport-sessions.csv"))
-
-    def on_assign(persona_id: str, trainee: str, request: Request = None) -> tuple[Any, ...]:
-        user = who(request)
-        with refused():
-            require_trainer(user)
-            if not persona_id or persona_id not in published():
-                return status_html("Pick a published customer to assign.", "error"), gr.skip()
-            try:
-                a = assign(store, user, persona_id, trainee or None)
-            except UserError as exc:
-                return status_html(str(exc), "error"), gr.skip()
-        to = a.assigned_to or "every trainee"
-        name = practice.personas[persona_id].name
-        return (
-            status_html(f"Assigned {name} to {to} as assessment #{a.id}.", "ok"),
-            on_assignments(request),
-        )
-
-    # --- persona studio (web/studio_handlers.py) ----------------------------------------------
-    studio = StudioHandlers(practice, library, trainer, published)
-    imports = ImportHandlers(practice, get_grader, who, trainer, studio)  # web/import_tab.py
-
-    # --- on page load: what this user sees ------------------------------------------------
-    def on_load(request: Request = None) -> tuple[Any, ...]:
-        user = who(request)
+    def on_load(request: Request = None) -> PageLoad:
+        user = access.who(request)
         offered = persona_choices(published())
         ids = [c[1] for c in offered]
         names = access.trainee_names() if user.is_trainer else []
@@ -220,91 +113,29 @@ def build_app(
             banner = "Single-user mode (sign-in off): you can use every tab."
         else:
             banner = f"Signed in as **{user.name}** ({user.role}) · [Sign out](logout)"
-        return (
-            banner,
-            gr.update(visible=user.is_trainer),
-            gr.update(visible=user.is_trainer and bool(names), choices=trainee_choices(names)),
-            gr.update(visible=user.is_trainer),
-            gr.update(visible=user.is_trainer),
-            gr.update(choices=offered),
-            on_assignments(request),
-            gr.update(choices=offered, value=ids[0] if ids else None),
-            gr.update(choices=trainee_choices(names, "All trainees"), value=""),
+        return PageLoad(
+            whoami=banner,
+            studio=gr.update(visible=user.is_trainer),
+            history_trainee=gr.update(
+                visible=user.is_trainer and bool(names), choices=trainee_choices(names)
+            ),
+            export_csv=gr.update(visible=user.is_trainer),
+            assign_box=gr.update(visible=user.is_trainer),
+            picker=gr.update(choices=offered),
+            assignment=sessions.on_assignments(request),
+            assign_persona=gr.update(choices=offered, value=ids[0] if ids else None),
+            assign_to=gr.update(choices=trainee_choices(names, "All trainees"), value=""),
         )
 
     # --- layout ---------------------------------------------------------------------------
     with gr.Blocks(title="Rapport — empathy practice") as demo:
         gr.Markdown("# Rapport\nPractise empathy with a simulated customer.")
         whoami = gr.Markdown("", elem_id="whoami")
-        practice_ui = practice_layout(personas)
-
-        with gr.Tab("History", id="history") as history_tab:
-            with gr.Row():
-                hist_archetype = gr.Dropdown(
-                    choices=archetype_choices(),
-                    value="",
-                    label="Customer type",
-                    elem_id="history-archetype",
-                )
-                hist_trainee = gr.Dropdown(
-                    choices=trainee_choices([]),
-                    value="",
-                    label="Trainee",
-                    elem_id="history-trainee",
-                    visible=False,
-                )
-                hist_refresh = gr.Button("Refresh", elem_id="history-refresh", scale=0)
-            hist_table = gr.Dataframe(
-                value=dataframe([], HISTORY_HEADERS),
-                headers=HISTORY_HEADERS,
-                interactive=False,
-                elem_id="history-table",
-                label="Past sessions (newest first)",
-            )
-            progress_plot = gr.Plot(label="Progress", elem_id="progress-plot", format="png")
-            progress_text = gr.Markdown("", elem_id="progress-summary")
-            hist_pick = gr.Dropdown(
-                choices=[],
-                label="Open a session",
-                elem_id="history-session",
-                allow_custom_value=True,
-            )
-            with gr.Row():
-                exp_json = gr.Button("Session JSON", elem_id="export-json", size="sm")
-                exp_md = gr.Button("Markdown", elem_id="export-md", size="sm")
-                exp_html = gr.Button("HTML", elem_id="export-html", size="sm")
-                exp_csv = gr.Button(
-                    "All sessions (CSV)", elem_id="export-csv", size="sm", visible=False
-                )
-            export_file = gr.File(label="Download", elem_id="export-file", interactive=False)
-            replay_out = gr.HTML("", elem_id="replay")
-            replay_fb = gr.HTML("", elem_id="replay-feedback")
-            replay_rulings = session_rulings()
-            replay_plot = gr.Plot(
-                label="How the customer felt", elem_id="replay-trace", format="png", visible=False
-            )
-            with gr.Accordion(
-                "Assign an assessment (trainers)", open=False, visible=False, elem_id="assign-box"
-            ) as assign_box:
-                with gr.Row():
-                    assign_persona = gr.Dropdown(
-                        choices=choices, value=first, label="Customer", elem_id="assign-persona"
-                    )
-                    assign_to = gr.Dropdown(
-                        choices=trainee_choices([], "All trainees"),
-                        value="",
-                        label="Trainee",
-                        elem_id="assign-trainee",
-                    )
-                    assign_btn = gr.Button("Assign as assessment", elem_id="assign")
-                assign_status = gr.HTML("", elem_id="assign-status")
-
+        practice_ui = practice_layout(practice.personas)
+        history_ui = history_layout(practice.personas)
         import_ui = import_layout()
-
         studio_ui = studio_layout()
-
-        queue_parts = review_tab()
-
+        queue_ui = review_tab()
         with gr.Tab("Reliability", id="reliability"):
             rel = load_reliability()
             gr.Markdown(
@@ -318,66 +149,39 @@ def build_app(
                 elem_id="reliability",
             )
 
+        # --- events (the order keeps the Gradio API's endpoint names as they were) ----------
         wire_practice(sessions, practice_ui)
-
-        # --- events: history --------------------------------------------------------------
-        hist_out = [hist_table, hist_pick, progress_plot, progress_text]
-        hist_in = [hist_archetype, hist_trainee]
-        history_tab.select(on_history, hist_in, hist_out, api_name="history")
-        hist_refresh.click(on_history, hist_in, hist_out)
-        hist_archetype.input(on_history, hist_in, hist_out)
-        hist_trainee.input(on_history, hist_in, hist_out)
-        hist_pick.input(
-            on_replay, hist_pick, [replay_out, replay_fb, replay_plot], api_name="replay"
-        )
-        exp_json.click(export_json, hist_pick, export_file, api_name="export_json")
-        exp_md.click(export_markdown, hist_pick, export_file, api_name="export_markdown")
-        exp_html.click(export_html, hist_pick, export_file, api_name="export_html")
-        exp_csv.click(export_csv, None, export_file, api_name="export_csv")
-        assign_btn.click(
-            on_assign,
-            [assign_persona, assign_to],
-            [assign_status, practice_ui.assignment],
-            api_name="assign",
-        )
-
-        # --- events: disputes and the trainers' review queue (web/dispute_handlers.py) ------
-        disputes = DisputeHandlers(store, who, access.trainee_names)
+        wire_history(history, history_ui, practice_ui.assignment)
         disputes.wire(
             demo,
             practice_ui.disputes,
-            queue_parts,
+            queue_ui,
             practice_ui.session_id,
             practice_ui.feedback,
-            hist_pick,
-            replay_rulings,
+            history_ui.pick,
+            history_ui.replay_rulings,
         )
-
-        # --- events: studio (web/studio_tab.py) ---------------------------------------------
-        wire_studio(studio, studio_ui, practice_ui.picker, assign_persona)
-        # --- events: import a real conversation (web/import_tab.py) -------------------------
+        wire_studio(studio, studio_ui, practice_ui.picker, history_ui.assign_persona)
         wire_import(
             imports,
             import_ui,
             studio_ui.editor_out,
             lambda e: e.then(studio.studio_list, studio_ui.lib_in, studio_ui.lib_out),
         )
-
-        demo.load(
-            on_load,
-            None,
-            [
-                whoami,
-                studio_ui.tab,
-                hist_trainee,
-                exp_csv,
-                assign_box,
-                practice_ui.picker,
-                practice_ui.assignment,
-                assign_persona,
-                assign_to,
-            ],
-        ).success(sessions.on_page_open, practice_ui.open_in, practice_ui.session_out)
+        loaded = PageLoad(
+            whoami=whoami,
+            studio=studio_ui.tab,
+            history_trainee=history_ui.trainee,
+            export_csv=history_ui.export_csv,
+            assign_box=history_ui.assign_box,
+            picker=practice_ui.picker,
+            assignment=practice_ui.assignment,
+            assign_persona=history_ui.assign_persona,
+            assign_to=history_ui.assign_to,
+        )
+        demo.load(on_load, None, list(loaded)).success(
+            sessions.on_page_open, practice_ui.open_in, practice_ui.session_out
+        )
         demo.unload(sessions.on_unload)
     return demo
 
