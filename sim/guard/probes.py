@@ -351,14 +351,15 @@ _DEMAND_RULES: tuple[re.Pattern[str], ...] = (
     # reply / respond / answer (only) with (the word) X
     re.compile(
         rf"\b(?:reply|respond|answer)(?:\s+to\s+(?:this|me|that))?\s+(?P<m1>only\s+|just\s+|solely\s+)?"
-        rf"(?:using|with)\s+(?P<m2>(?:only|just|nothing\s+but)\s*[:,-]?\s*)?"
+        rf"(?:using|with)\s+(?P<m2>(?:only|just|exactly|nothing\s+but)\s*[:,-]?\s*)?"
         rf"(?P<m3>(?:the\s+(?:single\s+|one\s+)?(?:word|words|phrase|letter|number)|one\s+word|a\s+single\s+word)\s*[:,-]?\s*)?"
         rf"(?:{_QUOTED}|{_BARE})",
         _I,
     ),
-    # say / type / write / output / print (only) X
+    # (just) say / type / write / output / print (only) X
     re.compile(
-        rf"\b(?:say|output|print)\s+(?P<m1>only\s+|just\s+|exactly\s+|simply\s+)?"
+        rf"\b(?:(?P<m0>just|only|simply)\s+)?(?:say|type|write|output|print)\s+"
+        rf"(?P<m1>only\s+|just\s+|exactly\s+|simply\s+)?"
         rf"(?P<m3>the\s+(?:single\s+|one\s+)?(?:word|words|phrase)\s*[:,-]?\s*)?(?:{_QUOTED}|{_BARE})",
         _I,
     ),
@@ -370,6 +371,16 @@ _DEMAND_RULES: tuple[re.Pattern[str], ...] = (
         _I,
     ),
 )
+# "respond with exactly: X", "say: X", "type only the words: X": the colon makes it a script
+_COLON_DEMAND = re.compile(
+    r"\b(?:reply|respond|answer|say|type|write|output|print)"
+    r"(?:\s+(?:only|just|exactly|simply|solely))?(?:\s+(?:with|using))?"
+    r"(?:\s+(?:only|just|exactly|nothing\s+but))?"
+    r"(?:\s+(?:the\s+)?(?:(?:single|one)\s+)?(?:word|words|phrase|sentence|text))?"
+    r"\s*:\s*(?P<q>[^.!?\n\"']{1,60})",
+    _I,
+)
+_ASKS_FOR_INFO = re.compile(r"^(?:your|you|yours|my)\b", _I)
 _REPEAT_AFTER = re.compile(
     r"\brepeat\s+(?:after\s+me|this|the\s+following|exactly)\s*[:,-]?\s*(?:"
     + _QUOTED
@@ -391,7 +402,7 @@ _NOTHING_ELSE = re.compile(r"^\s*(?:and\s+)?nothing\s+else\b|^\s*only\b", _I)
 # A demand is an order: its verb opens a clause ("Reply only with OK", "SYSTEM: say 'yes'") or
 # follows "just", "you must", "I want you to"... "the app will say 'paid'" reports, it orders nothing.
 _IMPERATIVE = re.compile(
-    r"(?:^|[.!?:;\n]\s*|,\s*|\b(?:just|please|now|simply|only|then)\s+"
+    r"(?:^|[.!?:;\n]\s*|,\s*|\b(?:just|please|now|simply|only|then)\s+|\bfrom\s+now\s+on\s+"
     r"|\b(?:can|could|will|would)\s+you\s+(?:please\s+|just\s+|now\s+)?"
     r"|\byou\s+(?:must|will|should|shall|have\s+to|need\s+to|are\s+to|may\s+only|can\s+only)\s+(?:now\s+|only\s+|just\s+)?"
     r"|\bi\s+(?:want|need)\s+you\s+to\s+(?:just\s+|only\s+|now\s+)?"
@@ -424,11 +435,15 @@ def embedded_demand(agent_text: str) -> str | None:
         said = (m["q"] or m["w"] or "").strip().strip(",;:")
         if said:
             return said
+    for m in _COLON_DEMAND.finditer(text):
+        said = m["q"].strip().strip(",;:")
+        if said and not _ASKS_FOR_INFO.match(said) and _IMPERATIVE.search(text[: m.start()]):
+            return said
     for rule in _DEMAND_RULES:
         for m in rule.finditer(text):
             quoted, bare = m["q"], m["w"]
             after = text[m.end() :]
-            marked = any(m.groupdict().get(k) for k in ("m1", "m2", "m3"))
+            marked = any(m.groupdict().get(k) for k in ("m0", "m1", "m2", "m3"))
             marked = marked or bool(_NOTHING_ELSE.match(after))
             marked = marked or bool(bare and len(bare) >= 2 and bare.isupper())
             if _DEMAND_PURPOSE.match(after) or not _IMPERATIVE.search(text[: m.start()]):
