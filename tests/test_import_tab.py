@@ -20,7 +20,7 @@ from training.persona_repo import PersonaRepo
 from training.users import User, UserStore, acting_user, require_trainer
 from web.import_tab import ImportHandlers
 from web.persona_form import FORM_FIELDS
-from web.studio_handlers import Request, StudioHandlers
+from web.studio_handlers import EditorView, Request, StudioHandlers
 
 SAMPLE = ROOT / "docs" / "samples" / "chat-broadband.txt"
 
@@ -127,7 +127,7 @@ def test_a_trainer_makes_a_draft_persona_and_it_opens_in_the_studio(
     *_, sid, practise = tab.h.import_transcript(f, ["Tom"], "auto", req("tess"))
     assert practise["visible"] is True
     out = tab.h.practise_customer(sid, "broadband_real", req("tess"))
-    assert len(out) == tab.studio.n_editor + 1
+    assert len(out) == len(EditorView().outputs()) + 1
     assert out[0] == "broadband_real"
     yaml_text = out[2 + len(FORM_FIELDS)]
     assert "opening_line: My internet has been down since Monday" in yaml_text

@@ -25,8 +25,9 @@ from training.persona_repo import RepoError
 from training.real_import import import_file, is_real, summary_line
 from training.transcripts import MAX_BYTES, SpeakersUnclear, TranscriptError, read_file
 from training.users import PermissionDenied, User, require_view, visible_transcript
+from web.access import Request, refused
 from web.formatting import status_html
-from web.studio_handlers import Request, StudioHandlers
+from web.studio_handlers import EditorView, StudioHandlers
 
 if TYPE_CHECKING:
     from rubric.grader import Grader
@@ -49,10 +50,6 @@ FORMAT_CHOICES = [
     ("CSV: role and text columns", "csv"),
     ("JSONL: the rapport grade format", "jsonl"),
 ]
-
-
-def _refused(exc: PermissionDenied) -> gr.Error:
-    return gr.Error(str(exc), title="Not allowed", print_exception=False)
 
 
 class ImportHandlers:
@@ -133,7 +130,7 @@ class ImportHandlers:
         studio = self.studio
 
         def failed(message: str) -> tuple[Any, ...]:
-            return (*[gr.skip()] * studio.n_editor, status_html(message, "error"))
+            return (*EditorView().outputs(), status_html(message, "error"))
 
         if not session_id:
             return failed("Import a conversation first.")
@@ -142,12 +139,10 @@ class ImportHandlers:
             rec = store.get_session(session_id)
         except KeyError:
             return failed("There is no such conversation.")
-        try:
+        with refused():
             require_view(user, rec)
             if not visible_transcript(user, rec):
                 raise PermissionDenied("That conversation is private to its trainee.")
-        except PermissionDenied as exc:
-            raise _refused(exc) from None
         if not is_real(store, session_id):
             return failed("Only an imported real conversation can become a draft persona.")
         settings = self.practice.settings

@@ -13,8 +13,9 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -31,6 +32,7 @@ from training.persona_repo import (
     normalise_text,
 )
 from training.users import User
+from web.access import Request
 from web.formatting import (
     StatusKind,
     dataframe,
@@ -39,6 +41,7 @@ from web.formatting import (
     status_html,
     write_download,
 )
+from web.outputs import only
 from web.persona_form import FORM_FIELDS, blank_form, form_to_yaml, problems_html, yaml_to_form
 from web.practice_view import ChatHistory, to_chat
 from web.studio_view import (
@@ -51,10 +54,65 @@ from web.studio_view import (
     versions_table,
 )
 
-Request = gr.Request | None
-"""What every handler takes last: Gradio fills it in (``request.username``)."""
 MAX_IMPORT_BYTES = 256 * 1024
 MAX_PREVIEWS = 64
+
+
+@dataclass(frozen=True)
+class EditorView:
+    """What every handler that opens a persona in the editor fills in; what is not given
+    is left as it is. ``form`` holds one value per :data:`FORM_FIELDS` entry."""
+
+    id: Any = field(default_factory=gr.skip)
+    base: Any = field(default_factory=gr.skip)
+    form: Any = None
+    yaml: Any = field(default_factory=gr.skip)
+    problems: Any = field(default_factory=gr.skip)
+    versions: Any = field(default_factory=gr.skip)
+    version: Any = field(default_factory=gr.skip)
+    status: Any = field(default_factory=gr.skip)
+    check: Any = field(default_factory=gr.skip)
+    publish: Any = field(default_factory=gr.skip)
+
+    def outputs(self) -> tuple[Any, ...]:
+        """The values in the order the Studio's layout lists the components in
+        (``StudioLayout.editor_out`` builds that list with this method too)."""
+        form = [gr.skip() for _ in FORM_FIELDS] if self.form is None else self.form
+        return (
+            self.id,
+            self.base,
+            *form,
+            self.yaml,
+            self.problems,
+            self.versions,
+            self.version,
+            self.status,
+            self.check,
+            self.publish,
+        )
+
+
+class Saved(NamedTuple):
+    """What Save draft fills in."""
+
+    base: Any
+    status: Any
+    versions: Any
+    version: Any
+    problems: Any
+    publish: Any
+
+
+class Published(NamedTuple):
+    """What Publish fills in: the Studio's controls, and the customer pickers of the
+    Practice tab and the assignment form."""
+
+    status: Any
+    versions: Any
+    version: Any
+    publish: Any
+    picker: Any
+    assign_persona: Any
 
 
 class StudioHandlers:
@@ -63,9 +121,6 @@ class StudioHandlers:
     ``trainer`` resolves the acting user from the request and refuses anyone but a trainer;
     ``published`` returns the personas on offer now (and adds new ones to the practice).
     """
-
-    n_editor = len(FORM_FIELDS) + 9
-    """How many outputs the editor handlers return (the layout asserts it)."""
 
     def __init__(
         self,
@@ -138,24 +193,22 @@ class StudioHandlers:
             values = blank_form()
         infos = self._infos_of(pid)
         latest = infos[-1].version if infos else None
-        return (
-            pid,
-            base,
-            *values,
-            text,
-            problems_html(self.library.validate(text, pid), pid),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=latest),
-            status_html(message, kind),
-            "",
-            self._publish_button(pid, latest, ""),
-        )
+        return EditorView(
+            id=pid,
+            base=base,
+            form=values,
+            yaml=text,
+            problems=problems_html(self.library.validate(text, pid), pid),
+            versions=dataframe(versions_table(infos), VERSION_HEADERS),
+            version=gr.update(choices=version_choices(infos), value=latest),
+            status=status_html(message, kind),
+            check="",
+            publish=self._publish_button(pid, latest, ""),
+        ).outputs()
 
     def _editor_status(self, message: str) -> tuple[Any, ...]:
         """Leave the editor as it is (the trainer's text included) and say why."""
-        out: list[Any] = [gr.skip()] * self.n_editor
-        out[self.n_editor - 3] = status_html(message, "error")
-        return tuple(out)
+        return EditorView(status=status_html(message, "error")).outputs()
 
     def _open_persona(self, pid: str, message: str) -> tuple[Any, ...]:
         try:
@@ -245,37 +298,35 @@ class StudioHandlers:
         note: str,
         reason: str,
         request: Request = None,
-    ) -> tuple[Any, ...]:
+    ) -> Saved:
         user = self.trainer(request)
-        skip = gr.skip()
         if not persona_id:
-            return skip, status_html("Press New or open a persona first.", "error"), *[skip] * 4
+            return only(Saved, status=status_html("Press New or open a persona first.", "error"))
         try:
             info = self.library.save_draft(
                 persona_id, text or "", self._author(user), base or None, note or ""
             )
         except ConflictError as exc:
             msg = f"{exc} Your text is still in the editor: copy it before you reopen."
-            return skip, status_html(msg, "error"), *[skip] * 4
+            return only(Saved, status=status_html(msg, "error"))
         except PersonaError as exc:
-            return (
-                skip,
-                status_html("Not saved: fix the problems below first.", "error"),
-                skip,
-                skip,
-                problems_html(exc.problems, persona_id),
-                skip,
+            return only(
+                Saved,
+                status=status_html("Not saved: fix the problems below first.", "error"),
+                problems=problems_html(exc.problems, persona_id),
             )
         except (RepoError, ValueError) as exc:
-            return skip, status_html(str(exc), "error"), *[skip] * 4
+            return only(Saved, status=status_html(str(exc), "error"))
         infos = self._infos_of(persona_id)
-        return (
-            info.sha,
-            status_html(f"Saved {persona_id} v{info.version} (a draft: publish to use it).", "ok"),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=info.version),
-            problems_html([], persona_id),
-            self._publish_button(persona_id, info.version, reason),
+        return Saved(
+            base=info.sha,
+            status=status_html(
+                f"Saved {persona_id} v{info.version} (a draft: publish to use it).", "ok"
+            ),
+            versions=dataframe(versions_table(infos), VERSION_HEADERS),
+            version=gr.update(choices=version_choices(infos), value=info.version),
+            problems=problems_html([], persona_id),
+            publish=self._publish_button(persona_id, info.version, reason),
         )
 
     def _parsed(self, persona_id: str, text: str) -> Persona:
@@ -319,32 +370,30 @@ class StudioHandlers:
 
     def studio_publish(
         self, persona_id: str, version: Any, reason: str, request: Request = None
-    ) -> tuple[Any, ...]:
+    ) -> Published:
         user = self.trainer(request)
-        skip = gr.skip()
         if not persona_id or version in (None, ""):
-            return status_html("Save a draft, then pick the version to publish.", "error"), *[
-                skip
-            ] * 5
+            message = "Save a draft, then pick the version to publish."
+            return only(Published, status=status_html(message, "error"))
         passed = self._passed_check(persona_id, version)
         try:
             info = self.library.publish(
                 persona_id, int(version), self._author(user), passed, None if passed else reason
             )
         except PersonaError as exc:
-            return status_html(f"Not published: {exc}", "error"), *[skip] * 5
+            return only(Published, status=status_html(f"Not published: {exc}", "error"))
         except (RepoError, ValueError) as exc:
-            return status_html(str(exc), "error"), *[skip] * 5
+            return only(Published, status=status_html(str(exc), "error"))
         infos = self._infos_of(persona_id)
         why = "its check passed" if passed else f"override: {info.override_reason}"
         offered = persona_choices(self.published())
-        return (
-            status_html(f"Published {persona_id} v{info.version} ({why}).", "ok"),
-            dataframe(versions_table(infos), VERSION_HEADERS),
-            gr.update(choices=version_choices(infos), value=info.version),
-            self._publish_button(persona_id, info.version, reason),
-            gr.update(choices=offered),
-            gr.update(choices=offered),
+        return Published(
+            status=status_html(f"Published {persona_id} v{info.version} ({why}).", "ok"),
+            versions=dataframe(versions_table(infos), VERSION_HEADERS),
+            version=gr.update(choices=version_choices(infos), value=info.version),
+            publish=self._publish_button(persona_id, info.version, reason),
+            picker=gr.update(choices=offered),
+            assign_persona=gr.update(choices=offered),
         )
 
     def studio_restore(

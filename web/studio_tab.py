@@ -10,7 +10,7 @@ import gradio as gr
 
 from web.formatting import archetype_choices, dataframe, difficulty_choices
 from web.persona_form import FORM_FIELDS, FORM_SECTIONS, FormField, section_rows
-from web.studio_handlers import StudioHandlers
+from web.studio_handlers import EditorView, Published, Saved, StudioHandlers
 from web.studio_view import LIBRARY_HEADERS, VERSION_HEADERS
 
 
@@ -77,19 +77,21 @@ class StudioLayout:
 
     @property
     def editor_out(self) -> list[Any]:
-        """What every handler that opens a persona in the editor fills, in this order."""
-        return [
-            self.id,
-            self.base,
-            *self.form,
-            self.yaml,
-            self.problems,
-            self.versions,
-            self.version,
-            self.status,
-            self.check,
-            self.publish,
-        ]
+        """What every handler that opens a persona in the editor fills (:class:`EditorView`)."""
+        return list(
+            EditorView(
+                id=self.id,
+                base=self.base,
+                form=self.form,
+                yaml=self.yaml,
+                problems=self.problems,
+                versions=self.versions,
+                version=self.version,
+                status=self.status,
+                check=self.check,
+                publish=self.publish,
+            ).outputs()
+        )
 
 
 def studio_layout() -> StudioLayout:
@@ -248,139 +250,119 @@ def studio_layout() -> StudioLayout:
 def wire_studio(studio: StudioHandlers, ui: StudioLayout, picker: Any, assign_persona: Any) -> None:
     """The Studio's events; publishing also refreshes the Practice ``picker`` and the
     assignment form's ``assign_persona``. The Gradio API names stay as they were."""
-    form = ui.form
-    studio_tab = ui.tab
-    st_arch = ui.arch
-    st_archive = ui.archive
-    st_archived = ui.archived
-    st_base = ui.base
-    st_check = ui.check
-    st_check_btn = ui.check_btn
-    st_clone = ui.clone
-    st_diff = ui.diff
-    st_export = ui.export
-    st_export_btn = ui.export_btn
-    st_id = ui.id
-    st_import = ui.import_file
-    st_import_btn = ui.import_btn
-    st_new = ui.new
-    st_new_id = ui.new_id
-    st_note = ui.note
-    st_pchat = ui.pchat
-    st_pick = ui.pick
-    st_pmsg = ui.pmsg
-    st_problems = ui.problems
-    st_psend = ui.psend
-    st_pstart = ui.pstart
-    st_pstatus = ui.pstatus
-    st_ptoken = ui.ptoken
-    st_publish = ui.publish
-    st_reason = ui.reason
-    st_restore = ui.restore
-    st_save = ui.save
-    st_search = ui.search
-    st_status = ui.status
-    st_table = ui.table
-    st_version = ui.version
-    st_versions = ui.versions
-    st_yaml = ui.yaml
-    lib_in = [st_search, st_arch, st_diff, st_archived]
-    lib_out = [st_table, st_pick]
-    editor_out = [
-        st_id,
-        st_base,
-        *form,
-        st_yaml,
-        st_problems,
-        st_versions,
-        st_version,
-        st_status,
-        st_check,
-        st_publish,
-    ]
-    assert len(editor_out) == studio.n_editor
-    studio_tab.select(studio.studio_list, lib_in, lib_out, api_name="studio_list")
+    lib_in, lib_out, editor_out = ui.lib_in, ui.lib_out, ui.editor_out
+
+    def relist(event: Any) -> None:
+        event.then(studio.studio_list, lib_in, lib_out)
+
+    ui.tab.select(studio.studio_list, lib_in, lib_out, api_name="studio_list")
     gr.on(
-        [st_search.submit, st_arch.input, st_diff.input, st_archived.input],
+        [ui.search.submit, ui.arch.input, ui.diff.input, ui.archived.input],
         studio.studio_list,
         lib_in,
         lib_out,
     )
-    st_pick.input(studio.studio_open, st_pick, editor_out, api_name="studio_open")
-    st_new.click(studio.studio_new, st_new_id, editor_out, api_name="studio_new")
-    st_clone.click(
-        studio.studio_clone, [st_id, st_new_id], editor_out, api_name="studio_clone"
-    ).then(studio.studio_list, lib_in, lib_out)
-    st_archive.click(
-        studio.studio_archive, st_id, [st_status, picker], api_name="studio_archive"
-    ).then(studio.studio_list, lib_in, lib_out)
+    ui.pick.input(studio.studio_open, ui.pick, editor_out, api_name="studio_open")
+    ui.new.click(studio.studio_new, ui.new_id, editor_out, api_name="studio_new")
+    relist(
+        ui.clone.click(studio.studio_clone, [ui.id, ui.new_id], editor_out, api_name="studio_clone")
+    )
+    relist(
+        ui.archive.click(
+            studio.studio_archive, ui.id, [ui.status, picker], api_name="studio_archive"
+        )
+    )
     sync: dict[str, Any] = {
         "concurrency_limit": 1,
         "concurrency_id": "studio-sync",
         "trigger_mode": "always_last",
     }
     gr.on(
-        [c.input for c in form],
+        [c.input for c in ui.form],
         studio.studio_form_to_yaml,
-        [st_id, *form],
-        [st_yaml, st_problems],
+        [ui.id, *ui.form],
+        [ui.yaml, ui.problems],
         api_name="studio_form_to_yaml",
         show_progress="hidden",
         **sync,
     )
-    st_yaml.input(
+    ui.yaml.input(
         studio.studio_yaml_to_form,
-        [st_id, st_yaml],
-        [*form, st_problems],
+        [ui.id, ui.yaml],
+        [*ui.form, ui.problems],
         api_name="studio_yaml_to_form",
         show_progress="hidden",
         **sync,
     )
-    st_save.click(
-        studio.studio_save,
-        [st_id, st_yaml, st_base, st_note, st_reason],
-        [st_base, st_status, st_versions, st_version, st_problems, st_publish],
-        api_name="studio_save",
-    ).then(studio.studio_list, lib_in, lib_out)
-    st_pstart.click(
+    saved = Saved(
+        base=ui.base,
+        status=ui.status,
+        versions=ui.versions,
+        version=ui.version,
+        problems=ui.problems,
+        publish=ui.publish,
+    )
+    relist(
+        ui.save.click(
+            studio.studio_save,
+            [ui.id, ui.yaml, ui.base, ui.note, ui.reason],
+            list(saved),
+            api_name="studio_save",
+        )
+    )
+    ui.pstart.click(
         studio.studio_preview_start,
-        [st_id, st_yaml],
-        [st_pchat, st_ptoken, st_pstatus],
+        [ui.id, ui.yaml],
+        [ui.pchat, ui.ptoken, ui.pstatus],
         api_name="studio_preview_start",
     )
     preview_send: dict[str, Any] = {
         "fn": studio.studio_preview_send,
-        "inputs": [st_pmsg, st_pchat, st_ptoken],
-        "outputs": [st_pchat, st_pmsg, st_pstatus],
+        "inputs": [ui.pmsg, ui.pchat, ui.ptoken],
+        "outputs": [ui.pchat, ui.pmsg, ui.pstatus],
     }
-    st_pmsg.submit(**preview_send)
-    st_psend.click(**preview_send, api_name="studio_preview_send")
-    st_check_btn.click(
+    ui.pmsg.submit(**preview_send)
+    ui.psend.click(**preview_send, api_name="studio_preview_send")
+    ui.check_btn.click(
         studio.studio_check,
-        [st_id, st_yaml, st_version, st_reason],
-        [st_check, st_publish, st_status],
+        [ui.id, ui.yaml, ui.version, ui.reason],
+        [ui.check, ui.publish, ui.status],
         api_name="studio_check",
     )
     gr.on(
-        [st_reason.input, st_version.input],
+        [ui.reason.input, ui.version.input],
         studio.studio_publish_state,
-        [st_id, st_version, st_reason],
-        st_publish,
+        [ui.id, ui.version, ui.reason],
+        ui.publish,
         api_name="studio_publish_state",
         show_progress="hidden",
     )
-    st_publish.click(
-        studio.studio_publish,
-        [st_id, st_version, st_reason],
-        [st_status, st_versions, st_version, st_publish, picker, assign_persona],
-        api_name="studio_publish",
-    ).then(studio.studio_list, lib_in, lib_out)
-    st_restore.click(
-        studio.studio_restore, [st_id, st_version], editor_out, api_name="studio_restore"
-    ).then(studio.studio_list, lib_in, lib_out)
-    st_import_btn.click(
-        studio.studio_import, [st_import, st_new_id], editor_out, api_name="studio_import"
-    ).then(studio.studio_list, lib_in, lib_out)
-    st_export_btn.click(
-        studio.studio_export, [st_id, st_version], st_export, api_name="studio_export"
+    published = Published(
+        status=ui.status,
+        versions=ui.versions,
+        version=ui.version,
+        publish=ui.publish,
+        picker=picker,
+        assign_persona=assign_persona,
+    )
+    relist(
+        ui.publish.click(
+            studio.studio_publish,
+            [ui.id, ui.version, ui.reason],
+            list(published),
+            api_name="studio_publish",
+        )
+    )
+    relist(
+        ui.restore.click(
+            studio.studio_restore, [ui.id, ui.version], editor_out, api_name="studio_restore"
+        )
+    )
+    relist(
+        ui.import_btn.click(
+            studio.studio_import, [ui.import_file, ui.new_id], editor_out, api_name="studio_import"
+        )
+    )
+    ui.export_btn.click(
+        studio.studio_export, [ui.id, ui.version], ui.export, api_name="studio_export"
     )
