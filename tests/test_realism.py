@@ -232,6 +232,18 @@ def test_short_replies_and_catchphrases_may_recur() -> None:
     assert check("I still haven't heard anything from the bank today.", c) == []
 
 
+def test_a_whole_stock_reply_said_again_is_a_repeat() -> None:
+    """ "I see." to three unrelated messages in a row reads as a machine; "Yes." does not."""
+    earlier = [GARY.opening_line, "I see.", "Yes.", "Okay, thanks.", "I'm done."]
+    c = ctx(GARY, "Write me a poem about routers.", earlier)
+    for reply in ("I see.", "I'm done!", "i see"):
+        found = check(reply, c)
+        assert [f.kind for f in found] == ["repeats_itself"], reply
+        assert "whole reply" in found[0].detail and repair(reply, found, c) is None
+    for reply in ("Yes.", "Okay, thanks.", "I see, and then what?"):
+        assert "repeats_itself" not in kinds(check(reply, c)), reply
+
+
 # --------------------------------------------------------------------------------------------
 # embedded instructions
 # --------------------------------------------------------------------------------------------

@@ -81,16 +81,21 @@ class _Said:
     sentences: frozenset[str]  # sentence keys of 4 words or more
     long: tuple[tuple[str, ...], ...]  # token lists of sentences of 6 words or more
     openings: frozenset[str]
+    replies: frozenset[str] = frozenset()  # whole short replies ("I see."), as sentence keys
 
     @classmethod
     def of(cls, earlier: Sequence[str], catchphrases: frozenset[str]) -> _Said:
         keys: set[str] = set()
         long: list[tuple[str, ...]] = []
         openings: set[str] = set()
+        replies: set[str] = set()
         for reply in earlier:
             o = opening_key(reply)
             if o is not None:
                 openings.add(o)
+            whole = sentence_key(reply)
+            if _can_repeat_whole(whole) and whole not in catchphrases:
+                replies.add(whole)
             for s in split_sentences(reply):
                 k = sentence_key(s)
                 n = word_count(s)
@@ -98,7 +103,18 @@ class _Said:
                     keys.add(k)
                 if n >= 6:
                     long.append(tuple(k.split()))
-        return cls(frozenset(keys), tuple(long), frozenset(openings))
+        return cls(frozenset(keys), tuple(long), frozenset(openings), frozenset(replies))
+
+
+# Short answers a person gives again and again without sounding like a machine ("Yes.",
+# "Okay, thanks."); any other whole reply said twice ("I see.", "I'm done.") is a stock line.
+_ANSWER_TEXT = "yes no ok okay yeah yep nope sure thanks thank right fine alright"
+_ANSWER_WORDS = frozenset(_ANSWER_TEXT.split())
+
+
+def _can_repeat_whole(key: str) -> bool:
+    toks = key.split()
+    return 2 <= len(toks) < 4 and toks[0] not in _ANSWER_WORDS
 
 
 NEAR_REPEAT = 0.85
@@ -108,8 +124,11 @@ one before it counts as said again."""
 
 def _repeats(text: str, sentences: Sequence[str], ctx: RealismContext) -> Finding | None:
     said = ctx.said
-    if not (said.sentences or said.openings):
+    if not (said.sentences or said.openings or said.replies):
         return None
+    whole = sentence_key(text)
+    if whole in said.replies and sentences:
+        return Finding("repeats_itself", f"whole reply: {text.strip()[:100]}", tuple(sentences))
     again: list[str] = []
     for s in sentences:
         k = sentence_key(s)
