@@ -1,174 +1,74 @@
 """The page side of disputes: the "Disagree with a verdict?" panel under the feedback card,
 the rulings shown with a session, and the trainers' review queue.
 
-``app.py`` builds one :class:`DisputeHandlers`, lays out :func:`dispute_panel` under the
-feedback card, :func:`session_rulings` in History and :func:`review_tab` as a tab, and calls
-:meth:`DisputeHandlers.wire`. Every handler resolves the acting user from the request and
+``app.py`` builds one :class:`DisputeHandlers` and calls :meth:`DisputeHandlers.wire`; the
+Practice tab lays out :func:`dispute_panel` under the feedback card, the History tab
+:func:`session_rulings`, and ``app.py`` :func:`review_tab` as a tab. What they show is
+``web/dispute_view.py``. Every handler resolves the acting user from the request and
 leaves the role checks to ``training/disputes.py``, so a call through the Gradio API gets exactly
 what the page gets.
 """
 
 from __future__ import annotations
 
-import contextlib
-import html
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
 from storage import SessionStore
 from training.disputes import (
     STATUSES,
-    Dispute,
     DisputeError,
-    Review,
     list_disputes,
     open_dispute,
     review,
     rule,
     verdicts_of,
 )
-from training.users import PermissionDenied, User, is_owner
-from web.formatting import dataframe, or_none, short_date, status_html
-
-Request = gr.Request | None
-QUEUE_HEADERS = ["#", "trainee", "technique", "turn", "grader said", "sure", "status", "disputed"]
-STATUS_TEXT = {"open": "open", "upheld": "upheld", "overturned": "overturned"}
-CSS = """
-<style>
-.rp-disputes{font-size:14px;line-height:1.45}
-.rp-dispute{margin:6px 0;padding:6px 10px;border-left:4px solid #9aa0a6}
-.rp-dispute.rp-d-upheld{border-left-color:#1a73e8}
-.rp-dispute.rp-d-overturned{border-left-color:#e37400}
-.rp-review .rp-ctx{margin:3px 0}
-.rp-review .rp-ctx-agent.rp-disputed{background:#fff8e1;padding:4px 8px;border-radius:6px}
-.rp-review mark{background:#fff3a3}
-</style>
-"""
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _said(used: bool) -> str:
-    return "used" if used else "not used"
-
-
-def _label(technique: str) -> str:
-    return technique.replace("_", " ")
-
-
-@contextlib.contextmanager
-def refused() -> Iterator[None]:
-    """A role check's refusal as a Gradio error (the API caller gets the same message)."""
-    try:
-        yield
-    except PermissionDenied as exc:
-        raise gr.Error(str(exc), title="Not allowed", print_exception=False) from None
-
-
-# --- HTML ----------------------------------------------------------------------------------------
-def ruling_text(d: Dispute) -> str:
-    if d.status == "open":
-        return "Waiting for a trainer's ruling."
-    who = d.ruled_by or "a trainer"
-    what = (
-        f"Upheld by {who}: the grader's “{_said(d.verdict)}” stands."
-        if d.status == "upheld"
-        else f"Overturned by {who}: counted as “{_said(not d.verdict)}”."
-    )
-    return what + (f" Note: {d.note}" if d.note else "")
-
-
-def disputes_html(found: Sequence[Dispute], empty: str = "") -> str:
-    """A session's disputes with their rulings, as the trainee (or a trainer) sees them."""
-    if not found:
-        return f'<div class="rp-disputes" id="dispute-list">{_e(empty)}</div>' if empty else ""
-    items = "".join(
-        f'<div class="rp-dispute rp-d-{d.status}" data-dispute="{d.id}" data-status="{d.status}">'
-        f"<b>Turn {d.turn} · {_e(_label(d.technique))}</b>: the grader said "
-        f"{_said(d.verdict)} ({d.confidence:.0%} sure). Reason: “{_e(d.reason)}”<br>"
-        f'<span class="rp-ruling">{_e(ruling_text(d))}</span></div>'
-        for d in found
-    )
-    return f'{CSS}<div class="rp-disputes" id="dispute-list"><b>Disputed verdicts</b>{items}</div>'
-
-
-def _highlight(text: str, quote: str | None) -> str:
-    if quote and quote in text:
-        a = text.index(quote)
-        return _e(text[:a]) + "<mark>" + _e(quote) + "</mark>" + _e(text[a + len(quote) :])
-    return _e(text)
-
-
-def review_html(rv: Review) -> str:
-    """One dispute for a reviewer: the turn in context (if they may read it), the verdict,
-    its evidence and cited guidance, the reason and the ruling."""
-    d = rv.dispute
-    parts = [CSS, f'<div class="rp-review" id="dispute-review" data-dispute="{d.id}">']
-    parts.append(
-        f"<h4>Dispute #{d.id} · {_e(d.trainee or 'local')} · turn {d.turn} · "
-        f"{_e(_label(d.technique))}</h4>"
-    )
-    if rv.context is None:
-        parts.append(
-            '<p class="rp-hidden-turn"><i>This session is private and the trainee did not share '
-            "this turn: you see the verdict and their reason, not their words.</i></p>"
-        )
-    else:
-        for i, t in enumerate(rv.context):
-            last = i == len(rv.context) - 1
-            who = "Agent" if t["role"] == "agent" else "Customer"
-            text = _highlight(t["text"], rv.evidence) if last else _e(t["text"])
-            css = f"rp-ctx rp-ctx-{t['role']}" + (" rp-disputed" if last else "")
-            parts.append(f'<div class="{css}"><b>{who}:</b> {text}</div>')
-    parts.append(
-        f"<p><b>Grader:</b> {_said(d.verdict)} ({d.confidence:.0%} sure, "
-        f"{_e(d.grader.get('source', 'classifier'))})"
-        + (f". Evidence: “{_e(rv.evidence)}”" if rv.evidence else "")
-        + "</p>"
-    )
-    for c in d.guidance:
-        parts.append(
-            f'<details class="rp-cite"><summary>Guidance: {_e(c.get("title", ""))} '
-            f"<small>[{_e(c.get('id', ''))} · {_e(c.get('source', ''))}]</small></summary>"
-            f"<p>{_e(c.get('excerpt', ''))}</p></details>"
-        )
-    parts.append(f"<p><b>Trainee's reason:</b> “{_e(d.reason)}”</p>")
-    parts.append(f'<p class="rp-ruling" data-status="{d.status}">{_e(ruling_text(d))}</p></div>')
-    return "".join(parts)
-
-
-def queue_rows(found: Sequence[Dispute]) -> list[list[str]]:
-    return [
-        [
-            str(d.id),
-            d.trainee or "(local)",
-            d.technique,
-            str(d.turn),
-            _said(d.verdict),
-            f"{d.confidence:.0%}",
-            STATUS_TEXT[d.status],
-            short_date(d.created_at),
-        ]
-        for d in found
-    ]
-
-
-def queue_choices(found: Sequence[Dispute]) -> list[tuple[str, str]]:
-    return [
-        (
-            f"#{d.id} · {d.trainee or '(local)'} · {d.technique} · turn {d.turn} · {d.status}",
-            str(d.id),
-        )
-        for d in found
-    ]
+from training.users import User, is_owner
+from web.access import Request, refused
+from web.dispute_view import (
+    QUEUE_HEADERS,
+    disputes_html,
+    queue_choices,
+    queue_rows,
+    review_html,
+    ruling_text,
+    said,
+    technique_label,
+)
+from web.formatting import dataframe, or_none, status_html
 
 
 # --- layout --------------------------------------------------------------------------------------
+class PanelControls(NamedTuple):
+    """The dispute panel's controls: the session it disputes, and the form."""
+
+    session: Any
+    box: Any
+    verdict: Any
+    share: Any
+
+
+class PanelView(NamedTuple):
+    """The dispute panel: its controls, the status line and the session's disputes."""
+
+    session: Any
+    box: Any
+    verdict: Any
+    share: Any
+    status: Any
+    listing: Any
+
+    @property
+    def controls(self) -> PanelControls:
+        return PanelControls(
+            session=self.session, box=self.box, verdict=self.verdict, share=self.share
+        )
+
+
 @dataclass
 class PanelParts:
     session: Any
@@ -181,9 +81,27 @@ class PanelParts:
     listing: Any
 
     @property
+    def controls(self) -> list[Any]:
+        """What :meth:`DisputeHandlers.after_dispute` fills in."""
+        return list(
+            PanelControls(
+                session=self.session, box=self.box, verdict=self.verdict, share=self.share
+            )
+        )
+
+    @property
     def outputs(self) -> list[Any]:
         """What :meth:`DisputeHandlers.panel` fills in."""
-        return [self.session, self.box, self.verdict, self.share, self.status, self.listing]
+        return list(
+            PanelView(
+                session=self.session,
+                box=self.box,
+                verdict=self.verdict,
+                share=self.share,
+                status=self.status,
+                listing=self.listing,
+            )
+        )
 
 
 @dataclass
@@ -245,7 +163,7 @@ def review_tab(techniques: Sequence[str] | None = None) -> QueueParts:
     with gr.Tab("Disputes", id="disputes", visible=False) as tab:
         with gr.Row():
             technique = gr.Dropdown(
-                choices=[("All techniques", "")] + [(_label(t), t) for t in techniques],
+                choices=[("All techniques", "")] + [(technique_label(t), t) for t in techniques],
                 value="",
                 label="Technique",
                 elem_id="queue-technique",
@@ -331,17 +249,17 @@ class DisputeHandlers:
         self.trainees = trainees
 
     # the trainee's side ---------------------------------------------------------------------
-    def panel(self, session_id: str, request: Request = None) -> tuple[Any, ...]:
+    def panel(self, session_id: str, request: Request = None) -> PanelView:
         """The dispute panel for the session on the page: shown when it is the user's own
         graded session, with its scored verdicts and the disputes so far."""
         user = self.who(request)
-        hidden = (
-            "",
-            gr.update(visible=False),
-            gr.update(choices=[], value=None),
-            gr.skip(),
-            "",
-            "",
+        hidden = PanelView(
+            session="",
+            box=gr.update(visible=False),
+            verdict=gr.update(choices=[], value=None),
+            share=gr.skip(),
+            status="",
+            listing="",
         )
         if not session_id:
             return hidden
@@ -356,20 +274,20 @@ class DisputeHandlers:
         taken = {(d.turn_idx, d.technique) for d in mine}
         choices = [
             (
-                f"Turn {v.turn} · {_label(v.technique)} · the grader said {_said(v.used)} "
+                f"Turn {v.turn} · {technique_label(v.technique)} · the grader said {said(v.used)} "
                 f"({v.confidence:.0%} sure)",
                 v.key,
             )
             for v in verdicts_of(rec)
             if (v.turn_idx, v.technique) not in taken
         ]
-        return (
-            session_id,
-            gr.update(visible=True),
-            gr.update(choices=choices, value=None),
-            gr.update(visible=rec.private, value=False),
-            "",
-            disputes_html(mine),
+        return PanelView(
+            session=session_id,
+            box=gr.update(visible=True),
+            verdict=gr.update(choices=choices, value=None),
+            share=gr.update(visible=rec.private, value=False),
+            status="",
+            listing=disputes_html(mine),
         )
 
     def dispute(
@@ -397,17 +315,17 @@ class DisputeHandlers:
             mine = list_disputes(self.store, user, session_id=session_id)
         return (
             status_html(
-                f"Disputed turn {d.turn} · {_label(d.technique)}. A trainer will rule on it; "
+                f"Disputed turn {d.turn} · {technique_label(d.technique)}. A trainer will rule on it; "
                 "the ruling shows here and in History.",
                 "ok",
             ),
             disputes_html(mine),
         )
 
-    def after_dispute(self, session_id: str, request: Request = None) -> tuple[Any, ...]:
+    def after_dispute(self, session_id: str, request: Request = None) -> PanelControls:
         """The panel's controls again (the verdict just disputed is no longer offered); the
         status message and the list just written stay as they are."""
-        return self.panel(session_id, request)[:4]
+        return self.panel(session_id, request).controls
 
     def session_disputes(self, session_id: str, request: Request = None) -> str:
         """The disputes and rulings on one session, for whoever may read them."""
@@ -493,7 +411,7 @@ class DisputeHandlers:
             [panel.session, panel.verdict, panel.reason, panel.share],
             [panel.status, panel.listing],
             api_name="dispute",
-        ).then(self.after_dispute, panel.session, panel.outputs[:4], show_progress="hidden")
+        ).then(self.after_dispute, panel.session, panel.controls, show_progress="hidden")
         history_pick.input(
             self.session_disputes, history_pick, history_rulings, api_name="session_disputes"
         )
