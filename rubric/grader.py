@@ -13,8 +13,7 @@ path decided and flags disagreements. Sentences addressed to the grader
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.settings import Settings
+from common.turns import Turn
 from rubric.classifier import (
     Calibration,
     ExemplarIndex,
@@ -120,12 +120,6 @@ def summarise(turns: Sequence[TurnGrade], technique_ids: Sequence[str]) -> Summa
         else:
             not_scored.append(tid)
     return Summary(used=used, missed=missed, not_scored=not_scored)
-
-
-@dataclass
-class Turn:
-    role: str
-    text: str
 
 
 class Grader:
@@ -287,7 +281,7 @@ class Grader:
 
     def grade_turns(
         self,
-        turns: Sequence[Turn | dict[str, str]],
+        turns: Sequence[Turn | Mapping[str, str]],
         only: Collection[int] | None = None,
     ) -> list[TurnGrade]:
         """Grade every agent turn, or only the agent turns whose indices are in ``only``.
@@ -296,7 +290,7 @@ class Grader:
         judge, on the whole transcript, which the judge still sees), so grading a subset
         gives those turns exactly the verdicts a full grade would.
         """
-        norm = [t if isinstance(t, Turn) else Turn(t["role"], t["text"]) for t in turns]
+        norm = [t if isinstance(t, Turn) else Turn.from_dict(t) for t in turns]
         out: list[TurnGrade] = []
         for i, t in enumerate(norm):
             if t.role != "agent" or (only is not None and i not in only):
@@ -309,7 +303,7 @@ class Grader:
         return out
 
     def grade_transcript(
-        self, transcript_id: str, turns: Sequence[Turn | dict[str, str]]
+        self, transcript_id: str, turns: Sequence[Turn | Mapping[str, str]]
     ) -> TranscriptGrade:
         graded = self.grade_turns(turns)
         return TranscriptGrade(

@@ -19,8 +19,10 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from common.turns import Turn
+
 if TYPE_CHECKING:
-    from rubric.grader import Grader, Turn, TurnGrade
+    from rubric.grader import Grader, TurnGrade
 
 
 class JudgeVerdict(BaseModel):

@@ -12,14 +12,15 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 
 from common.settings import Settings
+from common.turns import Turn, TurnMeta
 from providers.registry import get_chat_model
 from sim.director import Director, DirectorState, RuleMatcher, Signals, Step, directive
 from sim.guard import detect_probe, probe_directive
 from sim.persona import Persona, library_dir, load_personas
-from sim.prompt import Message, build_messages
+from sim.prompt import build_messages
 from sim.realism import Granted
 from sim.simulator import CustomerTurn, GuardContext, Reply
-from storage import Session, SessionStore, Turn, open_store
+from storage import Session, SessionStore, StoredTurn, open_store
 
 SignalsFn = Callable[[str, str], Signals]
 """Grades one agent turn (agent text, the customer's previous words) for the director."""
@@ -127,7 +128,7 @@ class Practice:
         return session
 
     def prewarm(
-        self, persona: Persona, history: list[Message] | None = None
+        self, persona: Persona, history: list[Turn] | None = None
     ) -> threading.Thread | None:
         """Let a local model read the persona prompt in the background while the trainee
         reads the opening line. A no-op for models without ``warm``."""
@@ -135,7 +136,7 @@ class Practice:
         warm = getattr(model, "warm", None)
         if warm is None:
             return None
-        messages = build_messages(persona, history or [Message("customer", persona.opening_line)])
+        messages = build_messages(persona, history or [Turn("customer", persona.opening_line)])
 
         def run() -> None:
             # warming is an optimisation; the real reply reports any error
@@ -151,9 +152,9 @@ class Practice:
         return PracticeSession(self, session_id)
 
 
-def _messages(turns: Sequence[Turn]) -> list[Message]:
-    """Stored turns as the simulator's messages, each agent turn with its director's note."""
-    return [Message(t.role, t.text, t.meta.get("directive")) for t in turns]
+def _history(turns: Sequence[StoredTurn]) -> list[Turn]:
+    """Stored turns as the simulator's history, each agent turn with its director's note."""
+    return [t.turn() for t in turns]
 
 
 class PracticeSession:
@@ -171,8 +172,8 @@ class PracticeSession:
     def persona(self) -> Persona:
         return self.practice.personas[self.record.persona_id]
 
-    def history(self) -> list[Message]:
-        return _messages(self.record.turns)
+    def history(self) -> list[Turn]:
+        return _history(self.record.turns)
 
     def state(self) -> DirectorState:
         """The director's state after the last customer turn."""
@@ -253,7 +254,7 @@ class PracticeSession:
         before = max(
             (t.meta.get("context_cut", 0) for t in turns[:-1] if t.role == "agent"), default=0
         )
-        history = _messages(turns)
+        history = _history(turns)
         cut = self._context_cut(persona, history, note_for_actor)
         told = [facts[fid] for fid in state.unlocked if fid in facts]
         if cut > before and told:
@@ -273,14 +274,14 @@ class PracticeSession:
         self.practice.store.update_turn_meta(self.id, turns[-1].idx, meta)
         return step
 
-    def _context_cut(self, persona: Persona, history: list[Message], note: str) -> int:
+    def _context_cut(self, persona: Persona, history: list[Turn], note: str) -> int:
         """How many of the oldest messages the model would leave out of the next prompt, with
         ``note`` on the last agent message (models with a ``dropped_for`` method: the embedded
         one); 0 if none or unknown."""
         dropped_for = getattr(self.practice.model, "dropped_for", None)
         if dropped_for is None:
             return 0
-        last = Message("agent", history[-1].text, note)
+        last = Turn("agent", history[-1].text, TurnMeta(directive=note))
         try:
             return int(dropped_for(build_messages(persona, [*history[:-1], last])))
         except Exception:  # only an optimisation for long chats; the reply reports real errors

@@ -10,11 +10,11 @@ llama.cpp can reuse the processed prefix.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from string import Template
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from common.turns import Turn
 from sim.persona import Persona
 
 SYSTEM_TEMPLATE = Template(
@@ -42,13 +42,9 @@ Rules you always follow:
 REMINDER = "(Reply only as $name, the customer, in 1-3 sentences.)"
 
 
-@dataclass(frozen=True)
-class Message:
-    """A turn as the simulator sees it (roles from the customer's point of view)."""
-
-    role: str  # "customer" | "agent"
-    text: str
-    directive: str | None = None  # agent turns: the director's note to the actor, if any
+Message = Turn
+"""The old name of :class:`common.turns.Turn` here, still imported by ``cli/`` and ``bench/``;
+new code uses ``Turn``."""
 
 
 def system_prompt(persona: Persona, extra: str = "") -> str:
@@ -74,18 +70,20 @@ def agent_message(persona: Persona, text: str, directive: str | None = None) -> 
 
 
 def build_messages(
-    persona: Persona, history: Sequence[Message], extra_system: str = ""
+    persona: Persona, history: Sequence[Turn], extra_system: str = ""
 ) -> list[BaseMessage]:
-    """The full prompt for the customer's next reply.
+    """The full prompt for the customer's next reply: the conversation's turns become the
+    chat model's messages here, and only here (the customer's turns are the model's own).
 
-    ``history`` starts with the opening line (a customer turn) and must end with an agent turn.
+    ``history`` starts with the opening line (a customer turn) and must end with an agent turn;
+    an agent turn's ``meta.directive`` is the director's note for it.
     """
     messages: list[BaseMessage] = [SystemMessage(system_prompt(persona, extra_system))]
-    for m in history:
-        if m.role == "customer":
-            messages.append(AIMessage(m.text))
-        elif m.role == "agent":
-            messages.append(HumanMessage(agent_message(persona, m.text, m.directive)))
+    for t in history:
+        if t.role == "customer":
+            messages.append(AIMessage(t.text))
+        elif t.role == "agent":
+            messages.append(HumanMessage(agent_message(persona, t.text, t.meta.directive)))
         else:
-            raise ValueError(f"unknown role {m.role!r}")
+            raise ValueError(f"unknown role {t.role!r}")
     return messages

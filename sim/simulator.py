@@ -10,11 +10,12 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from common.text import SENTENCE_END
+from common.turns import Turn
 from sim import realism
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
 from sim.postprocess import agent_took_over, clean_reply
-from sim.prompt import Message, build_messages
+from sim.prompt import build_messages
 from sim.realism import Finding, Granted, RealismContext
 
 Problem = Violation | Finding
@@ -87,7 +88,7 @@ class CustomerTurn:
         self,
         model: BaseChatModel,
         persona: Persona,
-        history: Sequence[Message],
+        history: Sequence[Turn],
         extra_system: str = "",
         max_attempts: int = 2,
         guard: GuardContext | None = None,

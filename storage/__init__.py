@@ -6,7 +6,8 @@ The SQL is written once for both databases (``:named`` parameters, no ``rowid`` 
 SQLite-only branches); a migration that must differ branches on the dialect's name.
 
 Modules: ``session_store`` (:class:`SessionStore` and :func:`open_store`), ``migrations``,
-``records`` (the returned records and errors), ``accounts`` and ``dispute_rows`` (their rows).
+``records`` (the returned records, :class:`StoredTurn` among them, and errors), ``accounts``
+and ``dispute_rows`` (their rows).
 """
 
 from storage.dispute_rows import DISPUTE_COLUMNS
@@ -20,7 +21,7 @@ from storage.migrations import (
     m005_real_conversations,
     migration,
 )
-from storage.records import DuplicateError, Role, Session, StoreError, Turn, display_url
+from storage.records import DuplicateError, Role, Session, StoredTurn, StoreError, display_url
 from storage.session_store import SessionStore, open_store
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "Session",
     "SessionStore",
     "StoreError",
-    "Turn",
+    "StoredTurn",
     "display_url",
     "m001_initial",
     "m002_branches",

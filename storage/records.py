@@ -7,17 +7,14 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import text as sql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 
-if TYPE_CHECKING:
-    pass
-
-Role = Literal["customer", "agent"]
+from common.turns import Role, Turn, TurnMeta
 
 
 class StoreError(RuntimeError):
@@ -33,12 +30,18 @@ def _now() -> str:
 
 
 @dataclass
-class Turn:
+class StoredTurn:
+    """A turn as stored: its place in the session (``idx``), when it was said, and its
+    metadata as the JSON object in ``meta_json``. :meth:`turn` is the conversational turn."""
+
     idx: int
     role: Role
     text: str
     created_at: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def turn(self) -> Turn:
+        return Turn(self.role, self.text, TurnMeta(directive=self.meta.get("directive")))
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Session:
     user_id: str | None = None
     private: bool = False
     feedback: dict[str, Any] | None = None
-    turns: list[Turn] = field(default_factory=list)
+    turns: list[StoredTurn] = field(default_factory=list)
     parent_id: str | None = None
     branch_turn: int | None = None
     outcome: str | None = None
@@ -92,7 +95,7 @@ _INSERT_TURN = sql(
 )
 
 
-def _turn_params(session_id: str, t: Turn) -> Mapping[str, Any]:
+def _turn_params(session_id: str, t: StoredTurn) -> Mapping[str, Any]:
     return {
         "session_id": session_id,
         "idx": t.idx,

@@ -30,8 +30,8 @@ from storage.records import (
     _INSERT_TURN,
     Role,
     Session,
+    StoredTurn,
     StoreError,
-    Turn,
     _now,
     _reason,
     _turn_params,
@@ -203,14 +203,16 @@ class SessionStore(AccountRows, DisputeRows):
 
     def add_turn(
         self, session_id: str, role: Role, text: str, meta: dict[str, Any] | None = None
-    ) -> Turn:
+    ) -> StoredTurn:
         """Append one turn and commit it (durably) before returning."""
         with self._tx() as db:
             nxt = db.execute(
                 sql("SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE session_id = :sid"),
                 {"sid": session_id},
             ).scalar_one()
-            turn = Turn(idx=int(nxt), role=role, text=text, created_at=_now(), meta=meta or {})
+            turn = StoredTurn(
+                idx=int(nxt), role=role, text=text, created_at=_now(), meta=meta or {}
+            )
             db.execute(_INSERT_TURN, [_turn_params(session_id, turn)])
         return turn
 
@@ -299,7 +301,9 @@ class SessionStore(AccountRows, DisputeRows):
             if row is None:
                 raise KeyError(session_id)
             turns = [
-                Turn(r["idx"], r["role"], r["text"], r["created_at"], json.loads(r["meta_json"]))
+                StoredTurn(
+                    r["idx"], r["role"], r["text"], r["created_at"], json.loads(r["meta_json"])
+                )
                 for r in db.execute(
                     sql("SELECT * FROM turns WHERE session_id = :id ORDER BY idx"),
                     {"id": session_id},
@@ -439,7 +443,7 @@ class SessionStore(AccountRows, DisputeRows):
                     },
                 )
                 rows = [
-                    _turn_params(sid, Turn(i, role, text, now))
+                    _turn_params(sid, StoredTurn(i, role, text, now))
                     for i, (role, text) in enumerate(s["turns"])
                 ]
                 if rows:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from common.turns import Turn
 from providers.registry import get_chat_model
-from rubric.grader import Grader, Turn, TurnGrade, Verdict
+from rubric.grader import Grader, TurnGrade, Verdict
 from rubric.judge import LLMJudge
 from rubric.techniques import CORE_TECHNIQUES, load_rubric
 from sim.director import no_rules

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from common.turns import Turn
 from providers.fake import ScriptedChatModel
-from rubric.grader import Grader, Turn, TurnGrade
+from rubric.grader import Grader, TurnGrade
 from rubric.judge import JudgeVerdict, LLMJudge, judge_prompt, parse_judge_output
 from rubric.techniques import CORE_TECHNIQUES
 from tests.test_grading_classifier import shared_grader

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from common.turns import Turn
 from providers.registry import get_chat_model
-from rubric.grader import Grader, Turn
+from rubric.grader import Grader
 from rubric.judge import LLMJudge, judge_prompt
 from rubric.techniques import CORE_TECHNIQUES
 from tests.servers import llama_server

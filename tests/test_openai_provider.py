@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
+from common.turns import Turn
 from providers.registry import ProviderError, get_chat_model
 from sim.persona import load_personas
-from sim.prompt import Message
 from sim.simulator import CustomerTurn
 from tests.servers import llama_server
 
@@ -31,7 +31,7 @@ def test_streams_a_customer_reply_through_chatopenai(tiny_server: str, tmp_path:
     assert type(model).__name__ == "ChatOpenAI"
     p = load_personas()["confused_energy_bill"]
     turn = CustomerTurn(
-        model, p, [Message("customer", p.opening_line), Message("agent", "What does the bill say?")]
+        model, p, [Turn("customer", p.opening_line), Turn("agent", "What does the bill say?")]
     )
     partials = list(turn)
     assert turn.reply is not None and turn.reply.text.strip()

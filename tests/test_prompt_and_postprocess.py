@@ -3,15 +3,16 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from common.turns import Turn
 from sim.persona import load_personas
 from sim.postprocess import clean_reply, role_break
-from sim.prompt import Message, build_messages
+from sim.prompt import build_messages
 
 P = load_personas()["irate_broadband_outage"]
 
 
 def test_prompt_shape_holds_the_role() -> None:
-    history = [Message("customer", P.opening_line), Message("agent", "I'm sorry, what happened?")]
+    history = [Turn("customer", P.opening_line), Turn("agent", "I'm sorry, what happened?")]
     msgs = build_messages(P, history)
     assert isinstance(msgs[0], SystemMessage)
     assert "You are the CUSTOMER" in msgs[0].text and P.name in msgs[0].text
@@ -22,7 +23,7 @@ def test_prompt_shape_holds_the_role() -> None:
 
 
 def test_hidden_facts_and_rubric_never_reach_the_prompt_untold() -> None:
-    text = build_messages(P, [Message("customer", P.opening_line), Message("agent", "Hi")])[0].text
+    text = build_messages(P, [Turn("customer", P.opening_line), Turn("agent", "Hi")])[0].text
     assert "rubric" not in text.lower() and "grader" not in text.lower()
     for fact in P.hidden_facts:
         assert fact.fact not in text
@@ -30,16 +31,16 @@ def test_hidden_facts_and_rubric_never_reach_the_prompt_untold() -> None:
 
 def test_each_turn_prompt_extends_the_previous_one_exactly() -> None:
     """Prefix reuse in llama.cpp depends on this."""
-    h = [Message("customer", P.opening_line), Message("agent", "What happened?")]
+    h = [Turn("customer", P.opening_line), Turn("agent", "What happened?")]
     first = build_messages(P, h)
-    h += [Message("customer", "It just died."), Message("agent", "When did it start?")]
+    h += [Turn("customer", "It just died."), Turn("agent", "When did it start?")]
     second = build_messages(P, h)
     assert [m.text for m in second[: len(first)]] == [m.text for m in first]
 
 
 def test_trainer_prose_with_braces_is_safe() -> None:
     p = P.model_copy(update={"backstory": "Uses {curly} braces and $dollar signs."})
-    sys = build_messages(p, [Message("customer", "x"), Message("agent", "y")])[0].text
+    sys = build_messages(p, [Turn("customer", "x"), Turn("agent", "y")])[0].text
     assert "{curly}" in sys and "$dollar" in sys
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.turns import Turn, TurnMeta
 from providers.local import LlamaCppChat, to_openai_messages
 from sim.persona import Persona, load_personas
-from sim.prompt import Message, build_messages
+from sim.prompt import build_messages
 from sim.simulator import CustomerTurn
 
 pytestmark = pytest.mark.real_model
@@ -33,7 +34,7 @@ def qwen(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str) -> None:
     p = PERSONAS[persona_id]
     agent = "I'm sorry to hear that. Could you tell me what happened?"
-    turn = CustomerTurn(qwen, p, [Message("customer", p.opening_line), Message("agent", agent)])
+    turn = CustomerTurn(qwen, p, [Turn("customer", p.opening_line), Turn("agent", agent)])
     partials = list(turn)
     reply = turn.reply
     assert reply is not None
@@ -45,18 +46,18 @@ def test_default_model_replies_in_character(qwen: LlamaCppChat, persona_id: str)
     assert "how can i help" not in reply.text.lower()
 
 
-def after_first_reply(model: LlamaCppChat) -> tuple[Persona, list[Message]]:
+def after_first_reply(model: LlamaCppChat) -> tuple[Persona, list[Turn]]:
     """Doreen's chat after her first reply, ending with the agent's second message."""
     p = PERSONAS["confused_energy_bill"]
     h = [
-        Message("customer", p.opening_line),
-        Message("agent", "Hello Doreen, what does the bill say?"),
+        Turn("customer", p.opening_line),
+        Turn("agent", "Hello Doreen, what does the bill say?"),
     ]
     first = CustomerTurn(model, p, h).run()
     return p, [
         *h,
-        Message("customer", first.text),
-        Message("agent", "And what do you normally pay?"),
+        Turn("customer", first.text),
+        Turn("agent", "And what do you normally pay?"),
     ]
 
 
@@ -106,8 +107,8 @@ def test_smollm2_fixture_generates(smollm2_path: Path) -> None:
         tiny,
         p,
         [
-            Message("customer", p.opening_line),
-            Message("agent", "Hi, what's your booking reference?"),
+            Turn("customer", p.opening_line),
+            Turn("agent", "Hi, what's your booking reference?"),
         ],
     )
     reply = turn.run()
@@ -125,7 +126,7 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
     for pid in list(PERSONAS)[:4]:
         p = PERSONAS[pid]
         CustomerTurn(
-            tiny, p, [Message("customer", p.opening_line), Message("agent", "What happened?")]
+            tiny, p, [Turn("customer", p.opening_line), Turn("agent", "What happened?")]
         ).run()
     cache = llm.cache
     assert cache is not None and len(cache.cache_state) >= 1
@@ -136,10 +137,10 @@ def test_state_cache_memory_is_bounded_by_what_it_really_holds(smollm2_path: Pat
     assert all(len(s.scores) == 1 for s in cache.cache_state.values())
     # one entry per conversation: continuing a session replaces its earlier state
     p = PERSONAS[next(iter(PERSONAS))]
-    h = [Message("customer", p.opening_line), Message("agent", "What happened?")]
+    h = [Turn("customer", p.opening_line), Turn("agent", "What happened?")]
     before = len(cache.cache_state)
     first = CustomerTurn(tiny, p, h).run()
-    h += [Message("customer", first.text), Message("agent", "When did it start?")]
+    h += [Turn("customer", first.text), Turn("agent", "When did it start?")]
     CustomerTurn(tiny, p, h).run()
     assert len(cache.cache_state) <= before + 1
 
@@ -157,7 +158,7 @@ def test_a_scheduled_behaviour_shows_up_on_the_embedded_model(qwen: LlamaCppChat
     d = Director(p)
     facts = {f.id: f.fact for f in p.hidden_facts}
     listen = Signals(listen=True, validate=False, cooperate=False, affirm=False)
-    history = [Message("customer", p.opening_line)]
+    history = [Turn("customer", p.opening_line)]
     state = d.start()
     replies = []
     for question in (
@@ -173,10 +174,12 @@ def test_a_scheduled_behaviour_shows_up_on_the_embedded_model(qwen: LlamaCppChat
             seed=step.turn,
             granted=Granted.from_step(step),
         )
-        reply = CustomerTurn(qwen, p, [*history, Message("agent", question, note)], guard=guard)
+        reply = CustomerTurn(
+            qwen, p, [*history, Turn("agent", question, TurnMeta(directive=note))], guard=guard
+        )
         text = reply.run().text
         assert shows(p, step.behaviours[0], text), (step.behaviours[0], text)
         replies.append(text)
-        history += [Message("agent", question, note), Message("customer", text)]
+        history += [Turn("agent", question, TurnMeta(directive=note)), Turn("customer", text)]
         state = step.state
     assert "30917" not in replies[0] and "30917" in replies[1], replies

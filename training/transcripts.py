@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from common.turns import Role, Turn
 from training.masking import wordset
 
-Role = Literal["customer", "agent"]
 Format = Literal["text", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("auto", "text", "csv", "jsonl")
 MAX_BYTES = 1024 * 1024
@@ -70,12 +70,6 @@ class SpeakersUnclear(TranscriptError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Turn:
-    role: Role
-    text: str
-
-
 @dataclass
 class Transcript:
     """One conversation as read: its turns, the format and how each speaker was mapped.
@@ -91,7 +85,7 @@ class Transcript:
         return sum(1 for t in self.turns if t.role == "agent")
 
     def as_dicts(self) -> list[dict[str, str]]:
-        return [{"role": t.role, "text": t.text} for t in self.turns]
+        return [t.as_dict() for t in self.turns]
 
 
 # --- bytes to text ---------------------------------------------------------------------------
