@@ -11,6 +11,7 @@ from queue import Queue
 import pytest
 
 from providers.llama_engine import EngineError, LlamaEngine, Sampling
+from providers.llama_engine.decoding import emit
 from providers.llama_engine.records import _Request
 from providers.local import to_openai_messages
 from sim.persona import load_personas
@@ -206,7 +207,7 @@ def _emitted(pieces: list[str], stop: tuple[str, ...]) -> tuple[str, bool]:
     req = _Request(tokens=[], sampling=Sampling(stop=stop), out=Queue())
     stopped = False
     for piece in pieces:
-        if LlamaEngine._emit(None, req, piece):  # type: ignore[arg-type]
+        if emit(req, piece):
             stopped = True
             break
     text = ""

@@ -19,7 +19,8 @@ raises :class:`EngineError` for a request the engine can't serve (prompt too lon
 
 Modules: ``records`` (requests, slots, sampling, statistics), ``llama_glue`` (the model file's
 mapped pages, llama.cpp's log), ``prefixes`` (token prefixes and the prefix states kept on
-disk) and ``engine`` (:class:`LlamaEngine`).
+disk), ``decoding`` (a request's sampler, a token's bytes, stop strings held back) and
+``engine`` (:class:`LlamaEngine`: scheduling and the worker loop).
 """
 
 from providers.llama_engine.engine import LlamaEngine

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import ctypes
 import logging
 import os
 import queue
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.text import SENTENCE_END
+from providers.llama_engine.decoding import emit, make_sampler, token_piece
 from providers.llama_engine.llama_glue import release_mapped_weights, route_llama_log
 from providers.llama_engine.prefixes import PrefixStates, _common_prefix, _dropped_span
 from providers.llama_engine.records import (
@@ -190,50 +189,19 @@ class LlamaEngine:
     # --- prefix states on disk -----------------------------------------------------------------
 
     def _load_prefix(self, slot: _Slot, tokens: list[int]) -> bool:
-        path = self.prefixes.path(tokens)
-        if path is None:
+        if self.prefixes.path(tokens) is None:
             return False
-        lc = self._lc
-        buf = (lc.llama_token * len(tokens))()
-        count = ctypes.c_size_t(0)
         self._clear(slot)
-        try:
-            n = lc.llama_state_seq_load_file(
-                self._ctx.ctx, str(path).encode(), slot.seq, buf, len(tokens), ctypes.byref(count)
-            )
-        except Exception as exc:  # a damaged file is a cache miss, never an error for the user
-            log.warning("could not load prefix state %s: %s", path, exc)
-            n = 0
-        if n == 0 or count.value != len(tokens) or list(buf) != tokens:
+        if not self.prefixes.load_into(self._lc, self._ctx.ctx, slot.seq, tokens):
             self._clear(slot)
-            self.prefixes.forget(tokens, path)
             return False
         slot.tokens = list(tokens)
         self.stats.prefix_loads += 1
-        os.utime(path)
         return True
 
     def _save_prefix(self, slot: _Slot) -> None:
-        tokens = slot.tokens
-        path = self.prefixes.path(tokens)
-        if path is None or self.prefixes.has(tokens):
-            return
-        lc = self._lc
-        tmp = path.with_suffix(".tmp")
-        buf = (lc.llama_token * len(tokens))(*tokens)
-        try:
-            ok = lc.llama_state_seq_save_file(
-                self._ctx.ctx, str(tmp).encode(), slot.seq, buf, len(tokens)
-            )
-            if not ok:
-                raise OSError("llama_state_seq_save_file failed")
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("could not save prefix state %s: %s", path, exc)
-            tmp.unlink(missing_ok=True)
-            return
-        self.prefixes.added(tokens)
-        self.stats.prefix_saves += 1
+        if self.prefixes.save_from(self._lc, self._ctx.ctx, slot.seq, slot.tokens):
+            self.stats.prefix_saves += 1
 
     # --- scheduling -----------------------------------------------------------------------------
 
@@ -307,7 +275,7 @@ class LlamaEngine:
             req.assigned = time.perf_counter()
             slot.request = req
             slot.last_used = time.perf_counter()
-            req.sampler = self._sampler(req)
+            req.sampler = make_sampler(self._model, req.sampling)
             req.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def _realign(self, idle: list[_Slot], req: _Request) -> None:
@@ -367,33 +335,6 @@ class LlamaEngine:
             self._clear(victims.pop(0))
             self.stats.evictions += 1
         return used() + need <= self.n_ctx
-
-    def _sampler(self, req: _Request) -> Any:
-        from llama_cpp import _internals
-
-        sp = req.sampling
-        smp = _internals.LlamaSampler()
-        smp.add_penalties(
-            n_vocab=self._model.n_vocab(),
-            penalty_last_n=64,
-            penalty_repeat=sp.repeat_penalty,
-            penalty_freq=0.0,
-            penalty_present=0.0,
-        )
-        if sp.json:
-            from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-            smp.add_grammar(self._model, LlamaGrammar.from_string(JSON_GBNF, verbose=False))
-        if sp.temperature <= 0:
-            smp.add_greedy()
-        else:
-            smp.add_top_k(sp.top_k)
-            smp.add_top_p(sp.top_p, 1)
-            smp.add_min_p(sp.min_p, 1)
-            smp.add_temp(sp.temperature)
-            seed = sp.seed if sp.seed is not None else int.from_bytes(os.urandom(4), "little")
-            smp.add_dist(seed)
-        return smp  # like llama-cpp-python: the repeat penalty sees the reply's own tokens
 
     # --- the worker loop ------------------------------------------------------------------------
 
@@ -542,47 +483,11 @@ class LlamaEngine:
             self._finish(req, None)
             return
         req.generated += 1
-        piece = req.decoder.decode(self._piece(token))
-        if self._emit(req, piece):
+        piece = req.decoder.decode(token_piece(self._lc, self._vocab, token))
+        if emit(req, piece):
             self._finish(req, None)
             return
         if req.generated >= req.sampling.max_tokens:
             self._finish(req, None)
             return
         req.next_token = token
-
-    def _piece(self, token: int) -> bytes:
-        size = 64
-        while True:
-            buf = ctypes.create_string_buffer(size)
-            n = self._lc.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
-            if n >= 0:
-                return buf.raw[:n]
-            size = -n
-
-    def _emit(self, req: _Request, piece: str) -> bool:
-        """Send text on, holding back what might be the start of a stop string. True: stop."""
-        text = req.held + piece
-        stops = req.sampling.stop
-        for s in stops:
-            at = text.find(s)
-            if at >= 0:
-                if text[:at]:
-                    req.out.put(text[:at])
-                req.held = ""
-                return True
-        keep = 0
-        for s in stops:
-            for k in range(min(len(s) - 1, len(text)), 0, -1):
-                if s.startswith(text[-k:]):
-                    keep = max(keep, k)
-                    break
-        out, req.held = (text[:-keep], text[-keep:]) if keep else (text, "")
-        if out:
-            req.out.put(out)
-            if not req.first_sentence:
-                req.shown += out
-                req.first_sentence = bool(SENTENCE_END.search(req.shown))
-                if req.first_sentence and req.timing is not None:
-                    req.timing["sentence_s"] = time.perf_counter() - req.arrived
-        return False

@@ -1,10 +1,14 @@
-"""Token prefixes: shared prefixes, a dropped span, and the prompt-prefix states kept on disk."""
+"""Token prefixes: shared prefixes, a dropped span, and the prompt-prefix states kept on disk
+(written and read with llama.cpp's per-sequence state files)."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +102,48 @@ class PrefixStates:
     def forget(self, tokens: list[int], path: Path) -> None:
         self._known.get(len(tokens), set()).discard(_token_hash(tokens))
         path.unlink(missing_ok=True)
+
+    def load_into(self, llama_cpp: Any, ctx: Any, seq: int, tokens: list[int]) -> bool:
+        """Read the saved state of ``tokens`` into sequence ``seq`` of the llama.cpp context
+        ``ctx`` (the caller has cleared it). False if there is none, or the file is damaged or
+        holds other tokens (then it is dropped): a cache miss, never an error for the user."""
+        path = self.path(tokens)
+        if path is None:
+            return False
+        buf = (llama_cpp.llama_token * len(tokens))()
+        count = ctypes.c_size_t(0)
+        try:
+            n = llama_cpp.llama_state_seq_load_file(
+                ctx, str(path).encode(), seq, buf, len(tokens), ctypes.byref(count)
+            )
+        except Exception as exc:
+            log.warning("could not load prefix state %s: %s", path, exc)
+            n = 0
+        if n == 0 or count.value != len(tokens) or list(buf) != tokens:
+            self.forget(tokens, path)
+            return False
+        os.utime(path)
+        return True
+
+    def save_from(self, llama_cpp: Any, ctx: Any, seq: int, tokens: list[int]) -> bool:
+        """Write the state of sequence ``seq``, which holds ``tokens``, unless one is kept
+        already. True if a file was written."""
+        path = self.path(tokens)
+        if path is None or self.has(tokens):
+            return False
+        tmp = path.with_suffix(".tmp")
+        buf = (llama_cpp.llama_token * len(tokens))(*tokens)
+        try:
+            ok = llama_cpp.llama_state_seq_save_file(ctx, str(tmp).encode(), seq, buf, len(tokens))
+            if not ok:
+                raise OSError("llama_state_seq_save_file failed")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not save prefix state %s: %s", path, exc)
+            tmp.unlink(missing_ok=True)
+            return False
+        self.added(tokens)
+        return True
 
     def _trim(self) -> None:
         if self.folder is None:
