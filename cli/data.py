@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 
 def ingest(
     paths: Annotated[
@@ -21,7 +23,6 @@ def ingest(
     """Add guidance to the Chroma store. Re-ingesting an unchanged file adds nothing."""
     from tqdm import tqdm
 
-    from common.settings import Settings
     from rubric.guidance import GUIDANCE_DIR, GuidanceStore
 
     targets = list(paths or []) + ([GUIDANCE_DIR] if shipped else [])
@@ -32,7 +33,7 @@ def ingest(
     if missing:
         typer.echo(f"error: not found: {', '.join(map(str, missing))}", err=True)
         raise typer.Exit(2)
-    settings = Settings()
+    settings = load_settings()
     settings.ensure_dirs()
     store = GuidanceStore(settings)
     bar = tqdm(desc="Ingesting", unit="file", disable=None)
@@ -62,10 +63,10 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write, or a folder to put it in")],
 ) -> None:
     """Back up the session database. Safe while the app is running."""
-    from common.settings import Settings
     from storage.backup import BackupError, backup, check_database
 
-    db = Settings().database_url or Settings().db_path
+    settings = load_settings()
+    db = settings.database_url or settings.db_path
     try:
         out = backup(db, dest)
         n = check_database(out)
@@ -80,10 +81,10 @@ def restore_cmd(
 ) -> None:
     """Replace the session database with a backup (stop the app first). The backup is
     checked before anything changes; the current database is kept beside it."""
-    from common.settings import Settings
     from storage.backup import BackupError, check_database, restore
 
-    db = Settings().database_url or Settings().db_path
+    settings = load_settings()
+    db = settings.database_url or settings.db_path
     try:
         kept = restore(src, db)
         n = check_database(db)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 
 def eval_cmd(
     suite: Annotated[
@@ -53,13 +55,12 @@ def eval_cmd(
     from chromadb.config import Settings as ChromaSettings
 
     from bootstrap import judge_for, open_practice, rulings_suite_input, signals_from_grader
-    from common.settings import Settings
     from eval import runner, suites
     from rubric.classifier import ExemplarIndex, load_calibration_for
     from rubric.grader import Grader
     from rubric.techniques import load_rubric
 
-    settings = Settings()
+    settings = load_settings()
     names = list(suite or ([] if input else list(runner.ALL_SUITES)))
     if input:
         names.append("input")
@@ -80,7 +81,7 @@ def eval_cmd(
             ("exemplar", Grader(rubric, grader.index, grader.calibration, turn_model=None))
         )
     if judge == "openai":
-        js = Settings(provider="openai") if settings.provider != "openai" else settings
+        js = load_settings(provider="openai") if settings.provider != "openai" else settings
         jg = judge_for(js)
         if jg is None:
             typer.echo("error: --judge openai needs RAPPORT_PROVIDER=openai settings", err=True)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 
 def grade(
     input: Annotated[Path, typer.Argument(help="JSONL: {id, turns: [{role, text}]} per line")],
@@ -19,7 +21,6 @@ def grade(
     from tqdm import tqdm
 
     import bootstrap
-    from common.settings import Settings
 
     lines = input.read_text(encoding="utf-8").splitlines()
     records = []
@@ -39,7 +40,7 @@ def grade(
             typer.echo(f"{input}:{n}: {exc}", err=True)
             raise typer.Exit(1) from None
         records.append(rec)
-    settings = Settings()
+    settings = load_settings()
     settings.ensure_dirs()
     grader = bootstrap.open_grader(settings)
     with output.open("w", encoding="utf-8") as out:
@@ -70,7 +71,6 @@ def import_cmd(
     import json
 
     import bootstrap
-    from common.settings import Settings
     from sim.persona import library_dir
     from storage import open_store
     from training.persona_draft import DraftError, draft_with_settings
@@ -78,7 +78,7 @@ def import_cmd(
     from training.transcripts import SpeakersUnclear, TranscriptError, read_file
     from training.users import UserStore
 
-    settings = Settings()
+    settings = load_settings()
     if draft is not None and draft.resolve().parent == library_dir(settings).resolve():
         typer.echo(
             "error: write the draft outside the persona library (that would publish "

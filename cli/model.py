@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from cli.shared import load_settings
+
 model_app = typer.Typer(no_args_is_help=True, help="The embedded model file.")
 
 
@@ -12,10 +14,9 @@ def model_prepare() -> None:
     """Join the GGUF parts into the data dir once and verify its sha256."""
     from tqdm import tqdm
 
-    from common.settings import Settings
     from providers.model_files import ModelFileError, prepare
 
-    s = Settings()
+    s = load_settings()
     bar = tqdm(total=0, unit="part", desc="Assembling model", disable=None)
 
     def progress(n: int, total: int) -> None:
@@ -38,13 +39,12 @@ def model_warm() -> None:
     (the cache dir), so the first reply of any session starts in about a second. The app
     does this in the background at start; run it ahead on a new machine or after editing
     personas."""
-    from common.settings import Settings
     from providers.local import LlamaCppChat, LocalModelError
     from providers.registry import ProviderError, get_chat_model
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.prompt import Message, build_messages
 
-    s = Settings()
+    s = load_settings()
     try:
         model = get_chat_model(s)
         if not isinstance(model, LlamaCppChat) or model.engine != "batched":

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 personas_app = typer.Typer(no_args_is_help=True, help="List, validate and check personas.")
 
 
@@ -16,7 +18,7 @@ def personas_list() -> None:
     from sim.persona import PersonaError, library_dir, load_personas
 
     try:
-        personas = load_personas(library_dir())
+        personas = load_personas(library_dir(load_settings()))
     except PersonaError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -36,7 +38,7 @@ def personas_validate(
     from sim.persona import PersonaError, library_dir, load_persona_file, persona_paths
 
     files: list[Path] = []
-    for p in paths or [library_dir()]:
+    for p in paths or [library_dir(load_settings())]:
         files.extend(persona_paths(p) if p.is_dir() else [p])
     problems: list[str] = []
     for f in files:
@@ -64,7 +66,6 @@ def personas_check(
     import tempfile
 
     import bootstrap
-    from common.settings import Settings
     from providers.registry import ProviderError
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
@@ -72,7 +73,7 @@ def personas_check(
     from sim.simulator import SimulatorError
     from storage import SessionStore
 
-    settings = Settings()
+    settings = load_settings()
     try:
         personas = load_personas(library_dir(settings))
     except PersonaError as exc:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 
 def chat(
     persona: Annotated[str, typer.Option("--persona", "-p", help="Persona id")],
@@ -16,11 +18,10 @@ def chat(
 ) -> None:
     """Practise in the terminal against the same simulator the app uses."""
     import bootstrap
-    from common.settings import Settings
     from sim.practice import InputRejected
     from sim.simulator import SimulatorError
 
-    practice = bootstrap.open_practice(Settings())
+    practice = bootstrap.open_practice(load_settings())
     if persona not in practice.personas:
         typer.echo(f"error: unknown persona {persona!r}; see 'rapport personas list'", err=True)
         raise typer.Exit(2)
@@ -73,7 +74,6 @@ def simulate(
     import tempfile
 
     import bootstrap
-    from common.settings import Settings
     from providers.registry import ProviderError
     from sim.persona import PersonaError, library_dir, load_personas
     from sim.practice import Practice
@@ -89,7 +89,7 @@ def simulate(
     if not lines:
         typer.echo(f"error: {agent_script} has no agent lines", err=True)
         raise typer.Exit(2)
-    settings = Settings() if seed is None else Settings(seed=seed)
+    settings = load_settings() if seed is None else load_settings(seed=seed)
     try:
         personas = load_personas(library_dir(settings))
     except PersonaError as exc:

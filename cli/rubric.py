@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 rubric_app = typer.Typer(no_args_is_help=True, help="The grading rubric.")
 
 
@@ -37,12 +39,11 @@ def rubric_fit(
 
     rulings: list[dict[str, object]] = []
     if include_rulings:
-        from common.settings import Settings
         from storage import StoreError
         from training.disputes import fit_records
 
         try:
-            rulings = fit_records(Settings())
+            rulings = fit_records(load_settings())
         except StoreError as exc:
             typer.echo(f"error: can't read the rulings: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 rulings_app = typer.Typer(no_args_is_help=True, help="Trainers' rulings on disputed verdicts.")
 
 
@@ -18,12 +20,11 @@ def rulings_export(
 ) -> None:
     """Write every ruling as labelled data in the `rapport eval --input` format. Rulings on
     private turns the trainee did not share are left out."""
-    from common.settings import Settings
     from storage import StoreError
     from training.disputes import export_rulings
 
     try:
-        data = export_rulings(Settings(), output)
+        data = export_rulings(load_settings(), output)
     except (StoreError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

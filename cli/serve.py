@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
@@ -20,7 +22,6 @@ def serve(
 ) -> None:
     """Start the web app. With RAPPORT_AUTH=on, trainees and trainers sign in."""
     import app as webapp
-    from common.settings import Settings
 
     overrides: dict[str, object] = {}
     if host:
@@ -29,4 +30,4 @@ def serve(
         overrides["port"] = port
     if allow_public:
         overrides["allow_public"] = True
-    webapp.main(Settings(**overrides))  # type: ignore[arg-type]
+    webapp.main(load_settings(**overrides))

@@ -7,15 +7,16 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import load_settings
+
 users_app = typer.Typer(no_args_is_help=True, help="Sign-in accounts (for RAPPORT_AUTH=on).")
 
 
 def _user_store() -> object:
-    from common.settings import Settings
     from storage import open_store
     from training.users import UserStore
 
-    settings = Settings()
+    settings = load_settings()
     settings.ensure_dirs()
     return UserStore(open_store(settings))
 

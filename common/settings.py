@@ -22,9 +22,9 @@ class Settings(BaseSettings):
         env_prefix="RAPPORT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    provider: Literal["local", "openai", "fake"] = Field(
-        "local", description="Which chat model plays the customer."
-    )
+    # A name registered in providers/registry.py, the one list of them (local, openai and fake
+    # are built in). It is checked there, not here: common sits below providers.
+    provider: str = Field("local", description="Which chat model plays the customer.")
     model: str = Field(
         "qwen2.5-coder-1.5b-instruct-q4_k_m",
         description="Model name: the embedded GGUF for 'local', or the served model for 'openai'.",

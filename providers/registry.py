@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-
-from langchain_core.language_models.chat_models import BaseChatModel
+from typing import TYPE_CHECKING
 
 from common.settings import Settings
 
-ProviderFactory = Callable[[Settings], BaseChatModel]
+if TYPE_CHECKING:  # LangChain loads only with a model: checking a name stays cheap
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+ProviderFactory = Callable[[Settings], "BaseChatModel"]
 PROVIDERS: dict[str, ProviderFactory] = {}
 
 
@@ -29,14 +31,20 @@ def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
     return deco
 
 
-def get_chat_model(settings: Settings) -> BaseChatModel:
+def factory_for(name: str) -> ProviderFactory:
+    """The factory registered as ``name``. The registry is the one list of provider names:
+    ``Settings.provider`` is a plain string, checked here (by :func:`get_chat_model`, and by
+    the command line before a command runs), so an unknown name fails with those it could be."""
     try:
-        factory = PROVIDERS[settings.provider]
+        return PROVIDERS[name]
     except KeyError:
         raise ProviderError(
-            f"Unknown provider {settings.provider!r}; choose one of {sorted(PROVIDERS)}"
+            f"Unknown provider {name!r}; choose one of {sorted(PROVIDERS)}"
         ) from None
-    return factory(settings)
+
+
+def get_chat_model(settings: Settings) -> BaseChatModel:
+    return factory_for(settings.provider)(settings)
 
 
 def local_model_path(settings: Settings) -> Path:
