@@ -1,5 +1,5 @@
 """The composition root: from :class:`common.settings.Settings` to the services that the web
-app (``app.py``) and the command line (``cli.py``) run on. Neither imports the other's
+app (``app.py``) and the command line (the ``cli`` package) run on. Neither imports the other's
 wiring; both take it from here.
 
 This is the one place that joins the simulation to the grader: :class:`sim.practice.Practice`
