@@ -111,7 +111,7 @@ class Practice:
             sid,
             "customer",
             persona.opening_line,
-            {"opening": True, "director_state": state.model_dump(mode="json")},
+            TurnMeta(opening=True, director_state=state.model_dump(mode="json")),
         )
         self.prewarm(persona)
         return PracticeSession(self, sid)
@@ -178,17 +178,14 @@ class PracticeSession:
     def state(self) -> DirectorState:
         """The director's state after the last customer turn."""
         for t in reversed(self.record.turns):
-            if t.role == "customer" and "director_state" in t.meta:
-                return DirectorState.model_validate(t.meta["director_state"])
+            if t.role == "customer" and (saved := t.turn().meta.director_state) is not None:
+                return DirectorState.model_validate(saved)
         return self.practice.director(self.persona).start()
 
     def steps(self) -> list[tuple[int, Step]]:
         """Each directed agent turn's index and the director's step for it."""
-        return [
-            (t.idx, Step.model_validate(t.meta["step"]))
-            for t in self.record.turns
-            if t.role == "agent" and "step" in t.meta
-        ]
+        steps = [(t.idx, t.turn().meta.step) for t in self.record.turns if t.role == "agent"]
+        return [(idx, Step.model_validate(step)) for idx, step in steps if step is not None]
 
     def check_message(self, text: str) -> str:
         """Normalise and validate a trainee message; raise :class:`InputRejected`."""
@@ -225,10 +222,8 @@ class PracticeSession:
             agent = turns[-1]
         else:
             agent = self.practice.store.add_turn(self.id, "agent", text)
-        if "step" in agent.meta:  # a resend: the director already decided this turn
-            step = Step.model_validate(agent.meta["step"])
-        else:
-            step = self.direct(text)
+        decided = agent.turn().meta.step  # set on a resend: the director decided this turn
+        step = self.direct(text) if decided is None else Step.model_validate(decided)
         yield from self._reply(step, text)
 
     def direct(self, text: str) -> Step:
@@ -251,26 +246,24 @@ class PracticeSession:
         note_for_actor = directive(persona, step, unlocked, probe_line)
         # When this turn's prompt is the first to leave out more of the oldest turns (to fit a
         # local model's context), the facts told in them are restated once, in this note.
-        before = max(
-            (t.meta.get("context_cut", 0) for t in turns[:-1] if t.role == "agent"), default=0
-        )
         history = _history(turns)
+        before = max(
+            (t.meta.context_cut or 0 for t in history[:-1] if t.role == "agent"), default=0
+        )
         cut = self._context_cut(persona, history, note_for_actor)
         told = [facts[fid] for fid in state.unlocked if fid in facts]
         if cut > before and told:
             note_for_actor = directive(persona, step, unlocked, probe_line, told=told)
             cut = self._context_cut(persona, history, note_for_actor)
-        meta: dict[str, Any] = {
-            "step": step.model_dump(mode="json"),
-            "signals": signals.as_dict(),
-            "directive": note_for_actor,
-        }
-        if step.behaviours:  # for traces and reports: which behaviours this reply was to show
-            meta["behaviours"] = [c.kind for c in step.behaviours]
-        if cut:
-            meta["context_cut"] = cut
-        if note:
-            meta["grading_note"] = note
+        meta = TurnMeta(
+            step=step.model_dump(mode="json"),
+            signals=signals.as_dict(),
+            directive=note_for_actor,
+            # for traces and reports: which behaviours this reply was to show
+            behaviours=[c.kind for c in step.behaviours] or None,
+            context_cut=cut or None,
+            grading_note=note or None,
+        )
         self.practice.store.update_turn_meta(self.id, turns[-1].idx, meta)
         return step
 
@@ -300,7 +293,9 @@ class PracticeSession:
         yield from turn
         reply: Reply | None = turn.reply
         assert reply is not None
-        meta = {**reply.meta(), "director_state": step.state.model_dump(mode="json")}
+        meta = reply.meta().model_copy(
+            update={"director_state": step.state.model_dump(mode="json")}
+        )
         self.practice.store.add_turn(self.id, "customer", reply.text, meta)
         if step.outcome != "open":
             self.practice.store.set_outcome(self.id, step.outcome)

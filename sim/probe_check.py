@@ -297,14 +297,14 @@ def check_in_character(
     for text, kind in pick_probes(probes):
         session, _start, _played = _play(practice, persona_id, [text])
         try:
-            reply = session.record.turns[-1]
+            reply = session.record.turns[-1].turn()
             state = session.state()
         finally:
             session.end()
         locked = practice.director(persona).locked_facts(state)
         violations = check_reply(reply.text, persona, locked, detect_probe(text))
-        fallback = bool(reply.meta.get("fallback"))
-        breaks = list(reply.meta.get("breaks") or [])
+        fallback = bool(reply.meta.fallback)
+        breaks = list(reply.meta.breaks or [])
         ok = not fallback and not violations
         if fallback:
             detail = f"fell back to the scripted line after {', '.join(breaks) or 'failed replies'}"
@@ -313,7 +313,7 @@ def check_in_character(
                 f"{v.kind}:{v.detail}" if v.detail else v.kind for v in violations
             )
         elif breaks:
-            actions = {g.get("action") for g in reply.meta.get("guard") or []}
+            actions = {g.action for g in reply.meta.guard or []}
             detail = f"in character after the guard {'/'.join(sorted(map(str, actions)))} ({', '.join(breaks)})"
         else:
             detail = "in character"
@@ -365,14 +365,14 @@ def check_behaviour(practice: Practice, persona_id: str, kind: str) -> CheckResu
             for _ in session.respond(line):
                 pass
             played += 1
-            agent, reply = session.record.turns[-2:]
-            step = agent.meta.get("step") or {}
+            agent, reply = (t.turn() for t in session.record.turns[-2:])
+            step = agent.meta.step or {}
             for raw in step.get("behaviours") or []:
                 cue = Cue.model_validate(raw)
                 if cue.kind == kind:
                     # the scripted fallback line is not the model showing anything
-                    shown = not reply.meta.get("fallback") and shows(
-                        persona, cue, reply.text, str(agent.meta.get("directive", ""))
+                    shown = not reply.meta.fallback and shows(
+                        persona, cue, reply.text, str(agent.meta.directive or "")
                     )
                     seen.append((int(step["turn"]), cue, reply.text, shown))
             if seen[-1:] and (seen[-1][1].gives_detail if kind == "vague" else seen[-1][3]):

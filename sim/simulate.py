@@ -58,8 +58,9 @@ def simulate(
             pass
         used += 1
         rec = session.record
-        agent, customer = rec.turns[-2], rec.turns[-1]
-        step = agent.meta["step"]
+        agent, customer = rec.turns[-2].turn(), rec.turns[-1].turn()
+        step = agent.meta.step
+        assert step is not None  # respond() stores the director's step with the agent turn
         turns.append(
             {
                 "turn": step["turn"],
@@ -70,8 +71,8 @@ def simulate(
                 "causes": step["causes"],
                 "unlocked": step["unlocked"],
                 "unlocked_total": step["state"]["unlocked"],
-                "verdicts": agent.meta.get("signals", {}),
-                "guard": customer.meta.get("guard", []),
+                "verdicts": agent.meta.signals if agent.meta.signals is not None else {},
+                "guard": [g.model_dump(mode="json") for g in customer.meta.guard or []],
                 "outcome": step["outcome"],
             }
         )

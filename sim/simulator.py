@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from common.text import SENTENCE_END
-from common.turns import Turn
+from common.turns import GuardAction, GuardLog, Turn, TurnMeta
 from sim import realism
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
@@ -33,19 +32,20 @@ class Reply:
     attempts: list[str] = field(default_factory=list)
     breaks: list[str] = field(default_factory=list)
     fallback: bool = False
-    interventions: list[dict[str, Any]] = field(default_factory=list)
+    interventions: list[GuardLog] = field(default_factory=list)
 
     @property
     def regenerated(self) -> bool:
         return len(self.attempts) > 1
 
-    def meta(self) -> dict[str, object]:
-        return {
-            "regenerated": self.regenerated,
-            "breaks": self.breaks,
-            "fallback": self.fallback,
-            "guard": self.interventions,
-        }
+    def meta(self) -> TurnMeta:
+        """What is stored with the customer turn about how the reply was made."""
+        return TurnMeta(
+            regenerated=self.regenerated,
+            breaks=self.breaks,
+            fallback=self.fallback,
+            guard=self.interventions,
+        )
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,9 @@ class CustomerTurn:
             self.persona, probe, g.mood, g.seed, self.earlier, self.realism.bounds[1]
         )
         result.fallback = True
-        result.interventions[-1]["action"] = "fallback"
+        result.interventions[-1] = result.interventions[-1].model_copy(
+            update={"action": "fallback"}
+        )
         self.reply = result
         yield result.text
 
@@ -274,9 +276,9 @@ class CustomerTurn:
         return self.reply
 
 
-def _log(attempt: int, violations: Sequence[Problem], action: str) -> dict[str, Any]:
-    return {
-        "attempt": attempt,
-        "violations": [f"{v.kind}:{v.detail}" if v.detail else v.kind for v in violations],
-        "action": action,
-    }
+def _log(attempt: int, violations: Sequence[Problem], action: GuardAction) -> GuardLog:
+    return GuardLog(
+        attempt=attempt,
+        violations=[f"{v.kind}:{v.detail}" if v.detail else v.kind for v in violations],
+        action=action,
+    )

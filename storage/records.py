@@ -32,7 +32,7 @@ def _now() -> str:
 @dataclass
 class StoredTurn:
     """A turn as stored: its place in the session (``idx``), when it was said, and its
-    metadata as the JSON object in ``meta_json``. :meth:`turn` is the conversational turn."""
+    metadata as the JSON object in ``meta_json`` (as read: typed, it is ``turn().meta``)."""
 
     idx: int
     role: Role
@@ -41,7 +41,8 @@ class StoredTurn:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def turn(self) -> Turn:
-        return Turn(self.role, self.text, TurnMeta(directive=self.meta.get("directive")))
+        """The conversational turn, its metadata typed (:meth:`TurnMeta.load`)."""
+        return Turn(self.role, self.text, TurnMeta.load(self.meta))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from common.turns import TurnMeta
 from storage.accounts import AccountRows
 from storage.dispute_rows import DisputeRows
 from storage.migrations import _PG_MIGRATION_LOCK, MIGRATIONS
@@ -202,7 +203,11 @@ class SessionStore(AccountRows, DisputeRows):
         return sid
 
     def add_turn(
-        self, session_id: str, role: Role, text: str, meta: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        role: Role,
+        text: str,
+        meta: TurnMeta | Mapping[str, Any] | None = None,
     ) -> StoredTurn:
         """Append one turn and commit it (durably) before returning."""
         with self._tx() as db:
@@ -211,12 +216,14 @@ class SessionStore(AccountRows, DisputeRows):
                 {"sid": session_id},
             ).scalar_one()
             turn = StoredTurn(
-                idx=int(nxt), role=role, text=text, created_at=_now(), meta=meta or {}
+                idx=int(nxt), role=role, text=text, created_at=_now(), meta=_json(meta)
             )
             db.execute(_INSERT_TURN, [_turn_params(session_id, turn)])
         return turn
 
-    def update_turn_meta(self, session_id: str, idx: int, meta: dict[str, Any]) -> None:
+    def update_turn_meta(
+        self, session_id: str, idx: int, meta: TurnMeta | Mapping[str, Any]
+    ) -> None:
         """Merge keys into one turn's metadata and commit."""
         key = {"sid": session_id, "idx": idx}
         with self._tx() as db:
@@ -225,7 +232,7 @@ class SessionStore(AccountRows, DisputeRows):
             ).scalar_one_or_none()
             if old is None:
                 raise KeyError(f"{session_id}#{idx}")
-            merged = {**json.loads(old), **meta}
+            merged = {**json.loads(old), **_json(meta)}
             db.execute(
                 sql("UPDATE turns SET meta_json = :m WHERE session_id = :sid AND idx = :idx"),
                 {**key, "m": json.dumps(merged)},
@@ -450,6 +457,13 @@ class SessionStore(AccountRows, DisputeRows):
                     db.execute(_INSERT_TURN, rows)
                 ids.append(sid)
         return ids
+
+
+def _json(meta: TurnMeta | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A turn's metadata as the JSON object stored."""
+    if isinstance(meta, TurnMeta):
+        return meta.dump()
+    return dict(meta or {})
 
 
 def open_store(settings: Settings) -> SessionStore:
