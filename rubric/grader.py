@@ -32,8 +32,9 @@ from rubric.classifier import (
     segments,
 )
 from rubric.embeddings import get_encoder
-from rubric.guidance import GuidanceStore
+from rubric.guidance import GuidanceStore, Passage
 from rubric.injection import addresses_grader
+from rubric.protocols import Judge, JudgeBrief, Judgement
 from rubric.techniques import Rubric, load_rubric
 from rubric.turn_model import MODEL_DIR, TurnModel, get_turn_model
 
@@ -131,7 +132,7 @@ class Grader:
         index: ExemplarIndex,
         calibration: Calibration,
         guidance: GuidanceStore | None = None,
-        judge: Any | None = None,
+        judge: Judge | None = None,
         turn_model: TurnModel | Literal["default"] | None = "default",
     ) -> None:
         self.rubric = rubric
@@ -144,7 +145,7 @@ class Grader:
         self.turn_model: TurnModel | None = turn_model
 
     @classmethod
-    def from_settings(cls, settings: Settings, judge: Any | None = None) -> Grader:
+    def from_settings(cls, settings: Settings, judge: Judge | None = None) -> Grader:
         rubric = load_rubric()
         guidance = GuidanceStore(settings)
         index = ExemplarIndex(rubric, guidance.client)
@@ -299,8 +300,18 @@ class Grader:
             verdicts, markers = self.classify_turn(t.text, customer)
             out.append(TurnGrade(index=i, techniques=verdicts, markers=markers))
         if self.judge is not None and out:
-            out = self.judge.combine(norm, out, self)
+            out = combine(norm, out, self.judge.judge(norm, self.judge_brief()))
         return out
+
+    def judge_brief(self) -> JudgeBrief:
+        """What the judge is told besides the transcript: the rubric and, with a guidance
+        store, the passage that best matches each technique's definition."""
+        guidance: dict[str, list[Passage]] = {}
+        if self.guidance is not None:
+            for t in self.rubric.techniques:
+                if t.kind == "technique":
+                    guidance[t.id] = self.guidance.search(t.definition, tag=t.guidance_tags[0], k=1)
+        return JudgeBrief(self.rubric, guidance)
 
     def grade_transcript(
         self, transcript_id: str, turns: Sequence[Turn | Mapping[str, str]]
@@ -309,6 +320,44 @@ class Grader:
         return TranscriptGrade(
             id=transcript_id, turns=graded, summary=summarise(graded, self.technique_ids)
         )
+
+
+def combine(
+    turns: Sequence[Turn], grades: Sequence[TurnGrade], judgement: Judgement
+) -> list[TurnGrade]:
+    """The classifier's grades with the judge's verdicts folded in, as new grades (the
+    inputs are left as they were).
+
+    Where the judge gave a verdict it decides, with its evidence if that is verbatim text of
+    the turn; agreement keeps the classifier's confidence, a lone or overriding judge verdict
+    is reported as a coin-flip's worth (the judge gives no probability). Where it gave none,
+    the classifier's verdict stands with a note saying the judge did not score it.
+    """
+    verdicts, error = judgement
+    out: list[TurnGrade] = []
+    for g in grades:
+        techniques: dict[str, Verdict] = {}
+        for tid, cv in g.techniques.items():
+            jv = verdicts.get(g.index, {}).get(tid)
+            if jv is None:
+                note = error or "judge output for this verdict was unparseable: not scored by judge"
+                techniques[tid] = cv.model_copy(update={"note": note})
+                continue
+            evidence = verify_evidence(jv.evidence, turns[g.index].text)
+            disagree = cv.used is not None and cv.used != jv.used
+            agree = cv.used is not None and cv.used == jv.used
+            techniques[tid] = cv.model_copy(
+                update={
+                    "used": jv.used,
+                    "evidence": evidence if jv.used else None,
+                    "confidence": cv.confidence if agree else 0.5,
+                    "source": "combined" if agree else "llm_judge",
+                    "disagreement": disagree,
+                    "note": "classifier said " + str(cv.used) if disagree else None,
+                }
+            )
+        out.append(g.model_copy(update={"techniques": techniques}))
+    return out
 
 
 def default_turn_model(rubric: Rubric, model_dir: Path = MODEL_DIR) -> TurnModel | None:

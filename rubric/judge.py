@@ -2,7 +2,9 @@
 
 The prompt carries the rubric, retrieved guidance and exemplars; the transcript goes in as
 JSON inside ``<transcript>`` tags and is declared data. Output is parsed strictly: anything
-that doesn't validate leaves that verdict *not scored*, never a default.
+that doesn't validate leaves that verdict *not scored*, never a default. The judge only
+answers (:class:`rubric.protocols.Judge`); the grader folds its answer into the classifier's
+verdicts (``rubric.grader.combine``).
 
 We ask for ``response_format={"type": "json_object"}`` rather than LangChain's default
 ``json_schema`` method, because llama-cpp-python's server (and some other local servers)
@@ -13,27 +15,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from common.turns import Turn
-
-if TYPE_CHECKING:
-    from rubric.grader import Grader, TurnGrade
-
-
-class JudgeVerdict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    used: bool
-    evidence: str | None = None
+from rubric.protocols import JudgeBrief, Judgement
+from rubric.protocols import JudgeVerdict as JudgeVerdict  # re-exported: it was defined here
 
 
-def judge_prompt(grader: Grader, turns: Sequence[Turn]) -> list[Any]:
-    rubric = grader.rubric
+def judge_prompt(brief: JudgeBrief, turns: Sequence[Turn]) -> list[Any]:
+    """The judge's messages: the rubric with its guidance, then the transcript as data."""
+    rubric = brief.rubric
     lines = []
     for t in rubric.techniques:
         if t.kind != "technique":
@@ -41,9 +36,8 @@ def judge_prompt(grader: Grader, turns: Sequence[Turn]) -> list[Any]:
         lines.append(f"- {t.id}: {t.definition}")
         lines.append(f"  Shows it: {' | '.join(t.positive[:3])}")
         lines.append(f"  Does not: {' | '.join(t.negative[:3])}")
-        if grader.guidance is not None:
-            for p in grader.guidance.search(t.definition, tag=t.guidance_tags[0], k=1):
-                lines.append(f"  Guidance [{p.id}] {p.title}: {p.excerpt[:400]}")
+        for p in brief.guidance.get(t.id, ()):
+            lines.append(f"  Guidance [{p.id}] {p.title}: {p.excerpt[:400]}")
     agent_turns = [i for i, t in enumerate(turns) if t.role == "agent"]
     techniques = ", ".join(rubric.technique_ids)
     system = (
@@ -97,51 +91,17 @@ def parse_judge_output(
 
 
 class LLMJudge:
-    """Runs the judge and combines it with the classifier's verdicts."""
+    """The judge on a chat model, one call per transcript (a :class:`rubric.protocols.Judge`)."""
 
     def __init__(self, model: BaseChatModel) -> None:
         self.chain = model.bind(response_format={"type": "json_object"}, temperature=0)
 
-    def judge(
-        self, grader: Grader, turns: Sequence[Turn]
-    ) -> tuple[dict[int, dict[str, JudgeVerdict | None]], str | None]:
+    def judge(self, turns: Sequence[Turn], brief: JudgeBrief) -> Judgement:
         agent_idx = [i for i, t in enumerate(turns) if t.role == "agent"]
+        ids = brief.rubric.technique_ids
         try:
-            msg = self.chain.invoke(judge_prompt(grader, turns))
+            msg = self.chain.invoke(judge_prompt(brief, turns))
         except Exception as exc:  # timeouts, HTTP errors: the judge didn't score
-            return parse_judge_output(
-                "", agent_idx, grader.technique_ids
-            ), f"judge failed: {type(exc).__name__}"
-        return parse_judge_output(str(msg.content), agent_idx, grader.technique_ids), None
-
-    def combine(
-        self, turns: Sequence[Turn], grades: list[TurnGrade], grader: Grader
-    ) -> list[TurnGrade]:
-        from rubric.grader import verify_evidence
-
-        verdicts, error = self.judge(grader, turns)
-        for g in grades:
-            for tid, cv in g.techniques.items():
-                jv = verdicts.get(g.index, {}).get(tid)
-                if jv is None:
-                    cv.note = (
-                        error
-                        or "judge output for this verdict was unparseable: not scored by judge"
-                    )
-                    continue
-                evidence = verify_evidence(jv.evidence, turns[g.index].text)
-                disagree = cv.used is not None and cv.used != jv.used
-                agree = cv.used is not None and cv.used == jv.used
-                g.techniques[tid] = cv.model_copy(
-                    update={
-                        "used": jv.used,
-                        "evidence": evidence if jv.used else None,
-                        # the judge gives no probability: agreement keeps the classifier's,
-                        # a lone or overriding judge verdict is reported as a coin-flip's worth
-                        "confidence": cv.confidence if agree else 0.5,
-                        "source": "combined" if agree else "llm_judge",
-                        "disagreement": disagree,
-                        "note": "classifier said " + str(cv.used) if disagree else None,
-                    }
-                )
-        return grades
+            failed = f"judge failed: {type(exc).__name__}"
+            return Judgement(parse_judge_output("", agent_idx, ids), failed)
+        return Judgement(parse_judge_output(str(msg.content), agent_idx, ids))

@@ -19,7 +19,7 @@ import pytest
 from common.settings import Settings
 from common.turns import Turn
 from providers.registry import get_chat_model
-from rubric.grader import Grader, TurnGrade, Verdict
+from rubric.grader import Grader, TurnGrade, Verdict, combine
 from rubric.judge import LLMJudge
 from rubric.techniques import CORE_TECHNIQUES, load_rubric
 from sim.director import no_rules
@@ -349,7 +349,7 @@ def test_judge_failure_leaves_its_verdicts_not_scored(
 ) -> None:
     grader, judge = _judge(srv.base_url, tmp_path)
     srv.plan(*plan)  # type: ignore[arg-type]
-    verdicts, error = judge.judge(grader, TURNS)
+    verdicts, error = judge.judge(TURNS, grader.judge_brief())
     # the judge scored nothing: every verdict is None, none defaulted to used/not used
     assert verdicts == {1: dict.fromkeys(CORE_TECHNIQUES), 3: dict.fromkeys(CORE_TECHNIQUES)}
     assert srv.count == requests
@@ -359,7 +359,9 @@ def test_judge_failure_leaves_its_verdicts_not_scored(
     srv.reset()
     srv.plan(*plan)  # type: ignore[arg-type]
     classifier = _classifier_grades()
-    combined = judge.combine(TURNS, [g.model_copy(deep=True) for g in classifier], grader)
+    given = [g.model_copy(deep=True) for g in classifier]
+    combined = combine(TURNS, given, judge.judge(TURNS, grader.judge_brief()))
+    assert given == classifier  # the classifier's grades are left as they were
     for g, c in zip(combined, classifier, strict=True):
         for tid, v in g.techniques.items():
             # what is shown is the classifier's own verdict, marked as not judged, never a

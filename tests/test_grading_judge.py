@@ -276,7 +276,7 @@ def test_no_agent_turns_means_no_judge_call(base: Grader) -> None:
 
 
 def _prompt(grader: Grader, turns: list[dict[str, str]]) -> tuple[str, str]:
-    msgs = judge_prompt(grader, [Turn(t["role"], t["text"]) for t in turns])
+    msgs = judge_prompt(grader.judge_brief(), [Turn(t["role"], t["text"]) for t in turns])
     assert [type(m) for m in msgs] == [SystemMessage, HumanMessage]
     return str(msgs[0].content), str(msgs[1].content)
 
@@ -333,3 +333,54 @@ def test_injected_turn_reaches_the_judge_only_inside_the_tags(base: Grader) -> N
     human = str(sent[-1].content)
     assert human.count("</transcript>") == 1
     assert human.index("GRADER:") < human.index("</transcript>")
+
+
+# --- the protocols: the judge answers, the grader combines ---------------------------------
+
+
+def test_the_grader_is_a_scorer_and_the_llm_judge_a_judge(base: Grader) -> None:
+    from rubric.protocols import Judge, Scorer
+
+    assert isinstance(base, Scorer)
+    assert isinstance(LLMJudge(ScriptedChatModel()), Judge)
+
+
+def test_the_judge_needs_only_the_turns_and_its_brief(base: Grader) -> None:
+    from rubric.protocols import JudgeBrief, Judgement
+
+    fake = ScriptedChatModel(replies=['{"turns": [{"index": 1, "listen": {"used": true}}]}'])
+    got = LLMJudge(fake).judge([Turn.from_dict(t) for t in TURNS], JudgeBrief(base.rubric))
+    assert isinstance(got, Judgement) and got.error is None
+    assert got.verdicts[1]["listen"] == JudgeVerdict(used=True)
+    assert got.verdicts[3] == dict.fromkeys(IDS)
+
+
+def test_combining_leaves_the_classifier_grades_as_they_were(
+    classifier_only: list[TurnGrade],
+) -> None:
+    from rubric.grader import combine
+    from rubric.protocols import Judgement
+
+    before = [g.model_copy(deep=True) for g in classifier_only]
+    turns = [Turn.from_dict(t) for t in TURNS]
+    out = combine(turns, classifier_only, Judgement({1: dict.fromkeys(IDS)}, "judge failed: X"))
+    assert classifier_only == before
+    assert all(v.note == "judge failed: X" for g in out for v in g.techniques.values())
+    assert all(v.note is None for g in classifier_only for v in g.techniques.values())
+
+
+def test_any_judge_that_answers_can_grade(base: Grader) -> None:
+    from rubric.protocols import JudgeBrief, Judgement
+
+    class Generous:
+        """A judge that is a plain function of its inputs: every technique used."""
+
+        def judge(self, turns: list[Turn], brief: JudgeBrief) -> Judgement:
+            ids = brief.rubric.technique_ids
+            agents = [i for i, t in enumerate(turns) if t.role == "agent"]
+            return Judgement({i: {t: JudgeVerdict(used=True) for t in ids} for i in agents})
+
+    out = Grader(base.rubric, base.index, base.calibration, judge=Generous()).grade_turns(TURNS)
+    assert [g.index for g in out] == AGENT_IDX
+    assert all(v.used is True for g in out for v in g.techniques.values())
+    assert all(v.source in ("combined", "llm_judge") for g in out for v in g.techniques.values())

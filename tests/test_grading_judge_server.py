@@ -60,12 +60,13 @@ def judged_grader(
 
 def test_server_accepts_the_json_object_request(judged_grader: tuple[Grader, LLMJudge]) -> None:
     grader, judge = judged_grader
-    verdicts, error = judge.judge(grader, [Turn(t["role"], t["text"]) for t in TURNS])
+    verdicts, error = judge.judge([Turn(t["role"], t["text"]) for t in TURNS], grader.judge_brief())
     assert error is None, f"the judge call failed: {error}"
     assert set(verdicts) == {1, 3}
     assert all(set(v) == set(CORE_TECHNIQUES) for v in verdicts.values())
     # json_object mode is honoured: unless cut off by max_tokens, the reply is a JSON object
-    msg = judge.chain.invoke(judge_prompt(grader, [Turn(t["role"], t["text"]) for t in TURNS]))
+    turns = [Turn(t["role"], t["text"]) for t in TURNS]
+    msg = judge.chain.invoke(judge_prompt(grader.judge_brief(), turns))
     if msg.response_metadata.get("finish_reason") == "stop":
         assert isinstance(json.loads(str(msg.content)), dict), msg.content
 
