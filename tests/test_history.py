@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
+from common.techniques import TECHNIQUES
 from rubric.feedback import Feedback, Instance, TechniqueFeedback
 from rubric.grader import TurnGrade, Verdict
 from rubric.guidance import Passage
-from sim.director import TECHNIQUES, Cause, DirectorState, Step
+from sim.director import Cause, DirectorState, Step
 from sim.persona import Persona, load_personas
 from storage import SessionStore
 from training.history import (

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from sim.director import TECHNIQUES, DirectorState, Step
+from common.techniques import TECHNIQUES
+from sim.director import DirectorState, Step
 from sim.persona import Persona, library_dir, load_personas
 from storage import Session, SessionStore
 from training.users import (
