@@ -54,8 +54,9 @@ def measure_pairs(
     turns 2-5 30-50 % slower in every pass after the first, whichever path it was. The raw run gets the exact message
     list the app's ``CustomerTurn`` builds (checked), converted by ``to_openai_messages``.
     """
+    from common.turns import Turn
     from providers.local import to_openai_messages
-    from sim.prompt import Message, build_messages
+    from sim.prompt import build_messages
 
     app_runs: list[list[TurnTiming]] = []
     raw_runs: list[list[TurnTiming]] = []
@@ -65,12 +66,12 @@ def measure_pairs(
     prompts: list[list[dict[str, str]]] = []
     for r in range(repeats):
         b.fresh()
-        history = [Message("customer", persona.opening_line)]
+        history = [Turn("customer", persona.opening_line)]
         app_t: list[TurnTiming] = []
         raw_t: list[TurnTiming] = []
         off_t: list[TurnTiming] = []
         for n, text in enumerate(agent_msgs, 1):
-            history.append(Message("agent", text))
+            history.append(Turn("agent", text))
             messages = to_openai_messages(build_messages(persona, history))
             before = snapshot(b) if n > 1 else None
             # rotate which path goes first (two paths: they alternate, as before)
@@ -106,7 +107,7 @@ def measure_pairs(
             del before, app_after
             if r == 0:
                 prompts.append(messages)
-            history.append(Message("customer", a.reply))
+            history.append(Turn("customer", a.reply))
             app_t.append(a)
             raw_t.append(w)
             if o is not None:
@@ -148,16 +149,17 @@ def warm_up(b: Bench) -> float:
 def measure_prewarm(b: Bench, persona: Persona, agent_msg: str) -> dict[str, Any]:
     """Turn 1 after ``LlamaCppChat.warm`` on [system, opening line], from a fresh model.
     (This is the call ``Practice.prewarm`` makes in a thread when a session starts.)"""
-    from sim.prompt import Message, build_messages
+    from common.turns import Turn
+    from sim.prompt import build_messages
 
     b.fresh()
-    warm_messages = build_messages(persona, [Message("customer", persona.opening_line)])
+    warm_messages = build_messages(persona, [Turn("customer", persona.opening_line)])
     b.probe.mark()
     t0 = time.perf_counter()
     b.chat.warm(warm_messages)
     warm_s = time.perf_counter() - t0
     warm_prefill = b.probe.evals[0] if b.probe.evals else None
-    history = [Message("customer", persona.opening_line), Message("agent", agent_msg)]
+    history = [Turn("customer", persona.opening_line), Turn("agent", agent_msg)]
     t, _ = app_turn(b, persona, history, 1, ttft_only=True)
     progress(f"after prewarm ({warm_s:.1f} s)", t)
     return {"warm_s": warm_s, "warm_prefill_tokens": warm_prefill, "turn1": t.as_dict()}
@@ -174,11 +176,11 @@ def measure_interleave(b: Bench, personas: Sequence[Persona], turns: int) -> dic
     turn (the other session) shares nothing with this reply's tail anyway, only the
     chat template's first few tokens, so the rest of the reply would change nothing measured.
     """
-    from sim.prompt import Message
+    from common.turns import Turn
 
     scripts = {p.id: script_for(p.id, turns) for p in personas}
-    histories = {p.id: [Message("customer", p.opening_line)] for p in personas}
-    prompts: dict[tuple[str, int], list[Message]] = {}
+    histories = {p.id: [Turn("customer", p.opening_line)] for p in personas}
+    prompts: dict[tuple[str, int], list[Turn]] = {}
     on: dict[str, list[TurnTiming]] = {p.id: [] for p in personas}
     state: LlamaState | None = None
 
@@ -188,10 +190,10 @@ def measure_interleave(b: Bench, personas: Sequence[Persona], turns: int) -> dic
     for n in range(1, turns + 1):
         for p in personas:
             h = histories[p.id]
-            h.append(Message("agent", scripts[p.id][n - 1]))
+            h.append(Turn("agent", scripts[p.id][n - 1]))
             prompts[(p.id, n)] = list(h)
             t, _ = app_turn(b, p, h, n)
-            h.append(Message("customer", t.reply))
+            h.append(Turn("customer", t.reply))
             on[p.id].append(t)
             progress(f"cache on {p.id}", t)
             if n == 1 and p is personas[-1]:

@@ -17,9 +17,9 @@ from bench.common import fmt
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaState
 
+    from common.turns import Turn
     from providers.local import LlamaCppChat
     from sim.persona import Persona
-    from sim.prompt import Message
 
 
 @dataclass
@@ -176,7 +176,7 @@ def count_tokens(llm: Llama, text: str) -> int:
 def app_turn(
     b: Bench,
     persona: Persona,
-    history: list[Message],
+    history: list[Turn],
     n: int,
     ttft_only: bool = False,
     realism: bool = True,

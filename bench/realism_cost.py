@@ -21,15 +21,15 @@ def check_cost(
 ) -> list[dict[str, Any]]:
     """Per turn: median seconds to build the turn and check its first sentence (``first_*``)
     and to check the whole reply (``whole_*``), realism checks on and off."""
+    from common.turns import Turn
     from providers.fake import ScriptedChatModel
-    from sim.prompt import Message
     from sim.simulator import CustomerTurn, GuardContext, releasable
 
     model = ScriptedChatModel()  # never called: only the checks run
-    history = [Message("customer", persona.opening_line)]
+    history = [Turn("customer", persona.opening_line)]
     rows: list[dict[str, Any]] = []
     for n, (agent, reply) in enumerate(zip(agent_msgs, replies, strict=True), 1):
-        history.append(Message("agent", agent))
+        history.append(Turn("agent", agent))
         # the first piece the stream releases: words arrive until a sentence is complete
         words = reply.split(" ")
         prefixes = (releasable(" ".join(words[:k])) for k in range(1, len(words) + 1))
@@ -50,5 +50,5 @@ def check_cost(
             row[f"whole_{key}_s"] = median(wholes)
         row["first_extra_s"] = row["first_on_s"] - row["first_off_s"]
         rows.append(row)
-        history.append(Message("customer", reply))
+        history.append(Turn("customer", reply))
     return rows

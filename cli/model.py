@@ -39,10 +39,11 @@ def model_warm() -> None:
     (the cache dir), so the first reply of any session starts in about a second. The app
     does this in the background at start; run it ahead on a new machine or after editing
     personas."""
+    from common.turns import Turn
     from providers.local import LlamaCppChat, LocalModelError
     from providers.registry import ProviderError, get_chat_model
     from sim.persona import PersonaError, library_dir, load_personas
-    from sim.prompt import Message, build_messages
+    from sim.prompt import build_messages
 
     s = load_settings()
     try:
@@ -57,7 +58,7 @@ def model_warm() -> None:
         raise typer.Exit(1) from None
     before = engine.stats.prefix_saves
     for p in personas.values():
-        model.warm(build_messages(p, [Message("customer", p.opening_line)]))
+        model.warm(build_messages(p, [Turn("customer", p.opening_line)]))
     engine.wait_idle()
     typer.echo(
         f"{len(personas)} persona prompt(s): {engine.stats.prefix_saves - before} read and "

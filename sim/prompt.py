@@ -42,11 +42,6 @@ Rules you always follow:
 REMINDER = "(Reply only as $name, the customer, in 1-3 sentences.)"
 
 
-Message = Turn
-"""The old name of :class:`common.turns.Turn` here, still imported by ``cli/`` and ``bench/``;
-new code uses ``Turn``."""
-
-
 def system_prompt(persona: Persona, extra: str = "") -> str:
     s = persona.scenario
     return SYSTEM_TEMPLATE.substitute(

@@ -10,12 +10,13 @@ from queue import Queue
 
 import pytest
 
+from common.turns import Turn
 from providers.llama_engine import EngineError, LlamaEngine, Sampling
 from providers.llama_engine.decoding import emit
 from providers.llama_engine.records import _Request
 from providers.local import to_openai_messages
 from sim.persona import load_personas
-from sim.prompt import Message, build_messages
+from sim.prompt import build_messages
 
 PERSONAS = load_personas()
 
@@ -23,7 +24,7 @@ PERSONAS = load_personas()
 def chat(pid: str, agent: str = "I'm sorry. What happened?") -> list[dict[str, str]]:
     p = PERSONAS[pid]
     return to_openai_messages(
-        build_messages(p, [Message("customer", p.opening_line), Message("agent", agent)])
+        build_messages(p, [Turn("customer", p.opening_line), Turn("agent", agent)])
     )
 
 
@@ -31,17 +32,17 @@ def turn_two(pid: str, agent: str, reply: str, agent2: str) -> list[dict[str, st
     """The prompt for the customer's second reply in a chat with persona ``pid``."""
     p = PERSONAS[pid]
     h = [
-        Message("customer", p.opening_line),
-        Message("agent", agent),
-        Message("customer", reply),
-        Message("agent", agent2),
+        Turn("customer", p.opening_line),
+        Turn("agent", agent),
+        Turn("customer", reply),
+        Turn("agent", agent2),
     ]
     return to_openai_messages(build_messages(p, h))
 
 
 def opening(pid: str) -> list[dict[str, str]]:
     p = PERSONAS[pid]
-    return to_openai_messages(build_messages(p, [Message("customer", p.opening_line)]))
+    return to_openai_messages(build_messages(p, [Turn("customer", p.opening_line)]))
 
 
 @pytest.fixture
@@ -264,14 +265,14 @@ def test_a_conversation_longer_than_the_context_goes_on_without_reading_it_again
     )
     engine = model.batched_engine()
     p = PERSONAS["irate_broadband_outage"]
-    history = [Message("customer", p.opening_line)]
+    history = [Turn("customer", p.opening_line)]
     reads: list[int] = []
     for i in range(30):
         history.append(
-            Message("agent", f"Thanks. Point {i}: when did it start, and what have you tried?")
+            Turn("agent", f"Thanks. Point {i}: when did it start, and what have you tried?")
         )
         text = "".join(str(c.content) for c in model.stream(build_messages(p, history)))
-        history.append(Message("customer", text.strip() or "Right."))
+        history.append(Turn("customer", text.strip() or "Right."))
         reads.append(engine.stats.last_prompt_read)
     whole = engine.tokenize_chat(to_openai_messages(build_messages(p, history[:-1])))
     assert len(whole) > 2048 + 512  # the conversation outgrew the context
