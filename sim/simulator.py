@@ -80,8 +80,8 @@ class CustomerTurn:
     say: third-person narration, backstory recited, a sentence or opening repeated from earlier
     in the session, an embedded instruction obeyed, thanks nobody earned, a reply too long or
     too short for the persona. Each has its repair path: drop the sentences, cut the reply at
-    a sentence end, ask again with a correction, or (an obeyed instruction) go straight to the
-    in-character line. A reply only too short or too long is kept at the last attempt.
+    a sentence end, or ask again with a correction (an obeyed instruction too). A reply only
+    too short or too long is kept at the last attempt.
     """
 
     def __init__(
@@ -250,11 +250,7 @@ class CustomerTurn:
                     if kept != shown:
                         yield kept
                     return
-            if any(isinstance(v, Finding) and v.repair == "fallback" for v in bad):
-                # it did what the trainee's message told it to: asked again, it does it again
-                result.interventions.append(_log(attempt, bad, "fallback"))
-                obeyed = True
-                break
+            obeyed = any(isinstance(v, Finding) and v.kind == "obeys_instruction" for v in bad)
             result.interventions.append(_log(attempt, bad, "regenerated"))
             messages = self._correction(bad)
         g = self.guard

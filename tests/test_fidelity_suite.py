@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from common.turns import TurnMeta
 from eval import fidelity_suite as fs
 from providers.fake import ScriptedChatModel
 from sim.persona import load_personas
@@ -65,8 +66,8 @@ def test_first_attempt_kinds_reads_only_realism_findings_of_attempt_one() -> Non
             {"attempt": 2, "violations": ["repeats_itself:opening: i want"], "action": "repaired"},
         ]
     }
-    assert fs.first_attempt_kinds(meta) == {"ungranted_thanks"}
-    assert fs.first_attempt_kinds({}) == set()
+    assert fs.first_attempt_kinds(TurnMeta.load(meta)) == {"ungranted_thanks"}
+    assert fs.first_attempt_kinds(TurnMeta()) == set()
 
 
 def test_premature_counts_thanks_nobody_earned_but_not_look_alikes() -> None:
@@ -130,7 +131,8 @@ def test_fidelity_data_refuses_an_instruction_without_a_demand(tmp_path: Path) -
 SCRIPT = [
     # probe run: an off-topic sum, then an order to reply with one word
     "I don't care about sums, I want my internet back.",
-    "Yes.",  # obeys the instruction: straight to the in-character line
+    "Yes.",  # obeys the instruction: asked again with a correction,
+    "Yes.",  # it obeys again: the in-character line
     # validating agent
     "Fine. I just need it working today.",
     "Right. So when is the engineer coming?",
@@ -165,7 +167,7 @@ def test_suite_scores_crafted_replies_before_and_after_repair(
     assert s["realism"]["repeats_itself"]["before"] == 1 / 8
     assert s["realism"]["repeats_itself"]["after"] == 0.0
     assert s["repeated_sentences"] == 0.0  # nothing shown repeats, by the stricter measure too
-    assert [r["reply"] for r in by_source["dismissive"]][1] == SCRIPT[6]
+    assert [r["reply"] for r in by_source["dismissive"]][1] == SCRIPT[7]
     # "Thanks, that's great." to the neutral agent counts before repair, not after
     assert s["premature_satisfaction"] == {"n": 2, "before": 0.5, "after": 0.0}
     # the obeyed instruction: before 1, shown never; the reply is the fallback line

@@ -68,7 +68,7 @@ def kinds(findings: Sequence[Finding]) -> set[str]:
 
 def test_every_kind_has_one_repair_path_and_a_correction_hint() -> None:
     assert set(REPAIR_PATHS) == set(KINDS)
-    assert set(REPAIR_PATHS.values()) == {"drop_sentences", "truncate", "regenerate", "fallback"}
+    assert set(REPAIR_PATHS.values()) == {"drop_sentences", "truncate", "regenerate"}
     for k in KINDS:
         assert correction_hint([k]), k
         assert ")" not in correction_hint([k])  # the correction note is one bracketed block
@@ -327,7 +327,7 @@ def test_obeying_an_embedded_instruction_is_caught(agent: str, reply: str) -> No
     c = ctx(GARY, agent)
     found = check(reply, c)
     assert "obeys_instruction" in kinds(found), reply
-    assert next(f for f in found if f.kind == "obeys_instruction").repair == "fallback"
+    assert next(f for f in found if f.kind == "obeys_instruction").repair == "regenerate"
     assert repair(reply, found, c) is None
 
 

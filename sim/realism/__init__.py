@@ -13,9 +13,9 @@ repair path (:data:`REPAIR_PATHS`):
 - ``drop_sentences``: narration, backstory, repetition, ungranted thanks;
 - ``truncate``: a reply over the persona's length;
 - ``regenerate``: a reply under it (asked again with a correction; at the last attempt the
-  short reply is kept: a terse reply beats a stock line);
-- ``fallback``: a reply that obeys an embedded instruction goes straight to an in-character
-  line (:func:`sim.guard.in_character_line`), since asking the model again repeats the order.
+  short reply is kept: a terse reply beats a stock line), and a reply that obeys an embedded
+  instruction (asked again, told not to; if the last attempt obeys too, an in-character line
+  from :func:`sim.guard.in_character_line` is shown instead).
 
 Like the guard, everything here is regex and token logic: no model calls.
 

@@ -203,13 +203,13 @@ def truncate(text: str, max_words: int) -> str:
 def repair(text: str, findings: Sequence[Finding], ctx: RealismContext) -> str | None:
     """Fix the reply without the model: drop the offending sentences, or cut it at a sentence
     end. Returns the fixed reply if it then passes :func:`check`, else None (the caller asks
-    again, or falls back to an in-character line for an obeyed instruction)."""
+    again, and at the last attempt shows an in-character line)."""
     if not findings:
         return text
     current = text
     pending = list(findings)
     for _ in range(3):  # a drop can bring a new opening up front: fix that too, twice at most
-        if any(f.repair in ("regenerate", "fallback") for f in pending):
+        if any(f.repair == "regenerate" for f in pending):
             return None
         drop = {s for f in pending if f.repair == "drop_sentences" for s in f.sentences}
         kept = [s for s in split_sentences(current) if s not in drop]
