@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
+from common.turns import TurnMeta
 from eval.suites import load_scripted_agents
 from sim import realism
 from sim.agent_lines import fill
@@ -131,14 +132,14 @@ def obeyed(text: str, persona: Persona, agent_texts: Sequence[str]) -> list[str]
     return out
 
 
-def first_attempt_kinds(meta: dict[str, Any]) -> set[str]:
+def first_attempt_kinds(meta: TurnMeta) -> set[str]:
     """The realism kinds the simulator found in the model's first attempt at a reply (from the
     turn's ``guard`` interventions); empty when the first attempt was shown untouched."""
     found: set[str] = set()
-    for i in meta.get("guard", []):
-        if i.get("attempt") != 1:
+    for i in meta.guard or []:
+        if i.attempt != 1:
             continue
-        for v in i.get("violations", []):
+        for v in i.violations:
             kind = str(v).split(":", 1)[0]
             if kind in KINDS:
                 found.add(kind)
@@ -191,10 +192,12 @@ def _rows(
         if t.role != "customer":
             continue
         agent = turns[i - 1] if i and turns[i - 1].role == "agent" else None
-        if agent is None or "step" not in agent.meta:
+        asked = agent.turn().meta if agent is not None else TurnMeta()
+        if agent is None or asked.step is None:
             earlier.append(t.text)  # the opening line
             continue
-        step = Step.model_validate(agent.meta["step"])
+        step = Step.model_validate(asked.step)
+        meta = t.turn().meta
         probe = detect_probe(agent.text)
         told.append(agent.text)
         ctx = RealismContext(
@@ -204,7 +207,7 @@ def _rows(
             probe=probe,
             granted=Granted.from_step(step),
         )
-        fallback = bool(t.meta.get("fallback", False))
+        fallback = bool(meta.fallback)
         guard_ok = not check_reply(t.text, persona, director.locked_facts(step.state), probe)
         rows.append(
             {
@@ -217,20 +220,20 @@ def _rows(
                 "probe": probe.kind if probe else None,
                 "raw_in_character": not any(
                     str(v).split(":", 1)[0] not in KINDS
-                    for iv in t.meta.get("guard", [])
-                    if iv.get("attempt") == 1
-                    for v in iv.get("violations", [])
+                    for iv in meta.guard or []
+                    if iv.attempt == 1
+                    for v in iv.violations
                 ),
                 "in_character": guard_ok and not fallback,
                 "fallback": fallback,
-                "before": sorted(first_attempt_kinds(t.meta)),
+                "before": sorted(first_attempt_kinds(meta)),
                 "after": sorted(shown_kinds(t.text, ctx)),
                 "premature": premature(t.text, ctx),
                 "repeated": bool(repeated_sentences(t.text, earlier)),
                 "obeyed": bool(obeyed(t.text, persona, told)),
                 "mood": step.mood_after,
-                "behaviours": list(agent.meta.get("behaviours", [])),
-                "interventions": t.meta.get("guard", []),
+                "behaviours": list(asked.behaviours or []),
+                "interventions": [g.model_dump(mode="json") for g in meta.guard or []],
             }
         )
         earlier.append(t.text)

@@ -41,7 +41,8 @@ def suite_guard(
             for _ in session.respond(text):
                 pass
             turn = session.record.turns[-1]
-            guard = turn.meta.get("guard", [])
+            meta = turn.turn().meta
+            guard = [g.model_dump(mode="json") for g in meta.guard or []]
             rows.append(
                 {
                     "persona": pid,
@@ -49,9 +50,8 @@ def suite_guard(
                     "kind": kind,
                     "reply": turn.text,
                     "raw_ok": not guard,
-                    "model_ok": not turn.meta.get("fallback", False)
-                    and not check_reply(turn.text, persona),
-                    "fallback": bool(turn.meta.get("fallback", False)),
+                    "model_ok": not meta.fallback and not check_reply(turn.text, persona),
+                    "fallback": bool(meta.fallback),
                     "interventions": guard,
                 }
             )

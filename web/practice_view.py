@@ -156,12 +156,9 @@ def session_trace(practice: Practice, session_id: str) -> tuple[Any, str, list[t
     session = practice.resume(session_id)
     rec = session.record
     persona = session.persona
-    opening = next((t for t in rec.turns if "director_state" in t.meta), None)
-    start = (
-        float(opening.meta["director_state"]["mood"])
-        if opening
-        else float(persona.emotional_baseline)
-    )
+    states = (t.turn().meta.director_state for t in rec.turns)
+    saved = next((s for s in states if s is not None), None)
+    start = float(saved["mood"]) if saved is not None else float(persona.emotional_baseline)
     points = trace_points(
         start, session.steps(), {t.idx: t.text for t in rec.turns if t.role == "agent"}
     )

@@ -6,9 +6,10 @@ see all, but a *private* session's transcript (and every quote from it) only its
 A trainee asking for someone else's session gets :class:`~training.users.PermissionDenied`.
 
 Everything here reads what is already stored with a session: the director's state in the
-turn metadata (agent turns ``meta["step"]``, customer turns ``meta["director_state"]``),
-the feedback saved as JSON (``rubric.feedback.Feedback.model_dump(mode="json")``) and the
-m003 columns (mode, hints). Nothing grades or calls a model.
+turn metadata, read typed (``StoredTurn.turn().meta``: agent turns' ``step``, customer turns'
+``director_state``), the feedback saved as JSON
+(``rubric.feedback.Feedback.model_dump(mode="json")``) and the m003 columns (mode, hints).
+Nothing grades or calls a model.
 
 Modules: ``records`` (reading one stored session), ``listing`` (the list and a replay),
 ``progress``, ``exports`` and ``hints``.

@@ -65,10 +65,11 @@ def choose_hint(persona: Persona, session: Session, state: DirectorState) -> tup
     if state.outcome != "open" or session.status != "open":
         return "over", None
     agent = [t for t in session.turns if t.role == "agent"]
+    metas = (t.turn().meta for t in agent)
     validated = any(
-        (t.meta.get("signals") or {}).get("validate") is True
-        or any(c.get("id") == "validate" for c in (t.meta.get("step") or {}).get("causes", []))
-        for t in agent
+        (m.signals or {}).get("validate") is True
+        or any(c.get("id") == "validate" for c in (m.step or {}).get("causes", []))
+        for m in metas
     )
     if state.mood >= HIGH_DISTRESS and not validated:
         return "validate", "validate"

@@ -173,9 +173,10 @@ def _annotations(feedback: Mapping[str, Any] | None) -> dict[int, dict[str, Any]
 
 
 def _trace(session: Session, personas: Personas, with_words: bool) -> list[dict[str, Any]]:
-    opening = next((t for t in session.turns if "director_state" in t.meta), None)
-    if opening is not None:
-        start = float(opening.meta["director_state"]["mood"])
+    states = (t.turn().meta.director_state for t in session.turns)
+    saved = next((s for s in states if s is not None), None)
+    if saved is not None:
+        start = float(saved["mood"])
     else:
         p = personas.get(session.persona_id)
         start = float(p.emotional_baseline) if p else 0.0
@@ -200,11 +201,12 @@ def session_replay(store: SessionStore, personas: Personas, user: User, session_
         transcript = []
         for t in s.turns:
             a = notes.get(t.idx, {})
+            meta = t.turn().meta
             mood: float | None = None
-            if t.role == "agent" and "step" in t.meta:
-                mood = float(t.meta["step"].get("mood_after", 0.0))
-            elif "director_state" in t.meta:
-                mood = float(t.meta["director_state"].get("mood", 0.0))
+            if t.role == "agent" and meta.step is not None:
+                mood = float(meta.step.get("mood_after", 0.0))
+            elif meta.director_state is not None:
+                mood = float(meta.director_state.get("mood", 0.0))
             transcript.append(
                 ReplayTurn(
                     idx=t.idx,

@@ -53,9 +53,9 @@ def session_outcome(session: Session) -> Outcome:
 def final_state(session: Session) -> DirectorState | None:
     """The director's state stored with the last customer turn that has one."""
     for t in reversed(session.turns):
-        if t.role == "customer" and "director_state" in t.meta:
+        if t.role == "customer" and (saved := t.turn().meta.director_state) is not None:
             with contextlib.suppress(ValidationError):
-                return DirectorState.model_validate(t.meta["director_state"])
+                return DirectorState.model_validate(saved)
     return None
 
 
@@ -68,9 +68,9 @@ def session_steps(session: Session) -> list[tuple[int, Step]]:
     """Each directed agent turn's index and the director's step for it."""
     out: list[tuple[int, Step]] = []
     for t in session.turns:
-        if t.role == "agent" and "step" in t.meta:
+        if t.role == "agent" and (step := t.turn().meta.step) is not None:
             with contextlib.suppress(ValidationError):
-                out.append((t.idx, Step.model_validate(t.meta["step"])))
+                out.append((t.idx, Step.model_validate(step)))
     return out
 
 
