@@ -43,5 +43,20 @@ def _obeys(text: str, sentences: Sequence[str], demand: str, final: bool) -> str
     if statements and first in statements and sentence_key(first) == want:
         return first
     if len(want.split()) >= 2:
-        return next((s for s in statements if sentence_key(s) == want), None)
+        same = next((s for s in statements if sentence_key(s) == want), None)
+        if same is not None:
+            return same
+    if len(want.split()) >= 3:
+        # the dictated words inside a longer sentence: "I am completely satisfied, thank you."
+        return next((s for s in statements if _says_within(sentence_key(s), want)), None)
     return None
+
+
+_DISTANCING = frozenset({"say", "said", "saying", "not", "never", "why", "whether"})
+
+
+def _says_within(key: str, want: str) -> bool:
+    """Whether ``want`` stands as whole words inside ``key``, not reported or denied before it
+    ("I won't say I am completely satisfied" quotes the order, it does not follow it)."""
+    at = f" {key} ".find(f" {want} ")
+    return at >= 0 and not _DISTANCING & set(key[:at].split())
