@@ -7,6 +7,7 @@ import re
 
 from common.text import SENTENCE_END
 from sim.behaviours import echo_patterns
+from sim.corrections import echo_patterns as correction_echoes
 
 _ROLE_TOKENS = re.compile(
     r"<\|im_start\|>\s*(?:system|user|assistant)?\s*|<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>"
@@ -22,13 +23,16 @@ _REMINDER = re.compile(
     # ... and the same notes echoed without their brackets, a sentence or a line at a time
     r"|(?:^|(?<=\s))(?:Now [\w' -]{1,40} feels [^.\n]{0,80}?distress \d+ of 10[^.\n]*"
     r"|Reply only as [\w' -]{1,40}, the customer[^.\n]*"
-    r"|Your last reply was not acceptable[^.\n]*"
     r"|They asked about something you know, so tell them now, in your words"
+    # the correction a reply is asked again with (sim/corrections.py), a clause at a time
+    + "".join("|" + pattern for pattern in correction_echoes())
     # the behaviour notes (sim/behaviours.py), up to their persona-specific words
     + "".join("|" + pattern for pattern in echo_patterns())
     + r")[.:]?",
     re.I,
 )
+
+_ORPHAN_MARKS = re.compile(r"(?<=[.!?])(?:\s+[.;:,])+(?=\s|$)")
 
 # Phrases a customer wouldn't say but a support agent or a chatbot would.
 _AGENT_VOICE = [
@@ -102,6 +106,7 @@ def clean_reply(raw: str, name: str | None = None) -> str:
         # the customer never calls themselves by name, so the vocative goes.
         text = own_name.sub("", text)
     text = _STAGE.sub("", text)
+    text = _ORPHAN_MARKS.sub("", text)  # what an echo stripped mid-line leaves: "again.\n. ;"
     text = _drop_repeats(text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()

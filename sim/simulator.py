@@ -11,6 +11,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from common.text import SENTENCE_END
 from common.turns import GuardAction, GuardLog, Turn, TurnMeta
 from sim import realism
+from sim.corrections import correction_note
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
 from sim.persona import HiddenFact, Persona
 from sim.postprocess import agent_took_over, clean_reply
@@ -185,11 +186,7 @@ class CustomerTurn:
         why = ", ".join(sorted({v.kind.replace("_", " ") for v in violations}))
         hint = realism.correction_hint([v.kind for v in violations if isinstance(v, Finding)])
         last = self.messages[-1]
-        note = (
-            f"\n(Your last reply was not acceptable ({why}). {hint + ' ' if hint else ''}"
-            f"Answer again as {first}, the customer, in your own words, about your own problem "
-            "only.)"
-        )
+        note = correction_note(first, why, hint)
         return [*self.messages[:-1], HumanMessage(str(last.content) + note)]
 
     def __iter__(self) -> Iterator[str]:
