@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.data.splits import NEAR_DUPLICATE, bucket, max_similarity
+from eval.data.splits import (
+    LATE_LEFT_OUT,
+    NEAR_DUPLICATE,
+    TRAIN_ONLY_WRITERS,
+    bucket,
+    max_similarity,
+)
+from eval.data.splits import assign as assign_rows
 from rubric.labelled import (
     TRANSFER_PATH,
     Example,
@@ -61,6 +68,45 @@ def test_splits_are_what_the_split_rule_gives(splits: dict[str, list[dict]]) -> 
     for name, rows in splits.items():
         for r in rows:
             assert name == bucket(r["id"]) or name == "train", r["id"]
+
+
+def test_late_writers_never_reach_the_locked_test(splits: dict[str, list[dict]]) -> None:
+    """Rows written after the test figures were known (aimed at dev's misses) train only, and
+    their wrong-fact paraphrases are left out (eval/data/turns/pending/README.md)."""
+    assert not {r.get("writer") for r in splits["test"]} & TRAIN_ONLY_WRITERS
+    late = [
+        {
+            "id": f"w7-{i:04d}",
+            "writer": "w7",
+            "agent": f"Refund {i} leaves us by bank transfer on day {i}.",
+        }
+        for i in range(40)
+    ]
+    early = [
+        {"id": f"w1-{i:04d}", "writer": "w1", "agent": f"Which store was it, number {i}?"}
+        for i in range(40)
+    ]
+    out = assign_rows(early + late)
+    assert {r["id"] for r in out["test"]} == {r["id"] for r in assign_rows(early)["test"]}
+    assert {r["id"] for r in late} == {r["id"] for r in out["train"] + out["dev"]} & {
+        r["id"] for r in late
+    }
+    test_text = out["test"][0]["agent"]
+    copy = {"id": "w8-0001", "writer": "w8", "agent": test_text.replace("?", "??")}
+    wrong = {
+        "id": "w9-0001",
+        "writer": "w9",
+        "agent": "So the heater broke on the ninth and the plumber never came?",
+        "hard_case": "paraphrase_wrong_fact",
+    }
+    twin = dict(wrong, id="w9-0002", hard_case="correct_twin_of_wrong_paraphrase")
+    twin["agent"] = "So the boiler failed on the eighth and the engineer never arrived?"
+    again = assign_rows(early + late + [copy, wrong, twin])
+    kept = {r["id"] for rs in again.values() for r in rs}
+    assert "w8-0001" not in kept and "w9-0001" not in kept and "w9-0002" in kept
+    assert LATE_LEFT_OUT.search("paraphrase_wrong_fact") and not LATE_LEFT_OUT.search(
+        "correct_twin_of_wrong_paraphrase"
+    )
 
 
 def test_the_labelled_set_is_big_and_varied(splits: dict[str, list[dict]]) -> None:

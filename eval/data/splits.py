@@ -10,6 +10,13 @@ transfer set (``eval/data/transfer/*.jsonl`` into ``eval/data/transfer.jsonl``).
   of the MiniLM sentence vectors at or above :data:`NEAR_DUPLICATE`) moves to train, so the
   locked test never holds a reworded copy of something the model was fitted on.
 
+- Writers in :data:`TRAIN_ONLY_WRITERS` wrote their rows after the locked test's figures were
+  known, aimed at the forms the grader missed on ``dev``. Their rows go to ``train`` and
+  ``dev`` only (by the same hash, test's share folded into train), so the locked test keeps
+  exactly the rows it had; and a row of theirs that is a near-duplicate of a locked test or
+  transfer row is left out, so they cannot pull a test row into train or leak its wording;
+  so are their wrong-fact paraphrases (:data:`LATE_LEFT_OUT`).
+
 The split files are committed; rerunning this on the same raw files gives the same files.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,13 @@ TRANSFER_RAW = DATA / "transfer"
 TRANSFER = DATA / "transfer.jsonl"
 NEAR_DUPLICATE = 0.92
 SHARES = (("test", 0.20), ("dev", 0.15), ("train", 0.65))
+TRAIN_ONLY_WRITERS = frozenset({"w7", "w8", "w9"})
+# Their wrong-fact paraphrases are left out: written to a quota, mostly in the canonical
+# question form ("So you were charged £50…?" when the customer said £60), they taught the model
+# to distrust that form itself (a correct "So you were charged twice…?" fell from 0.84 to
+# between 0.1 and 0.3); the encoder cannot compare the facts closely enough to learn the
+# difference. The earlier writers' wrong-fact rows stay.
+LATE_LEFT_OUT = re.compile(r"^(?!correct_twin).*wrong")
 
 
 def _read(paths: list[Path]) -> list[dict[str, Any]]:
@@ -74,15 +89,32 @@ def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def assign(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def assign(
+    rows: list[dict[str, Any]], transfer: list[dict[str, Any]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Split ``rows``; train-only writers' rows near ``test`` or ``transfer`` are left out."""
     out: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
-    for r in dedupe(rows):
+    late = [
+        r
+        for r in rows
+        if r.get("writer") in TRAIN_ONLY_WRITERS
+        and not LATE_LEFT_OUT.search(str(r.get("hard_case") or ""))
+    ]
+    for r in dedupe([r for r in rows if r.get("writer") not in TRAIN_ONLY_WRITERS]):
         out[bucket(r["id"])].append(r)
     for held in ("test", "dev"):
         sims = max_similarity([r["agent"] for r in out[held]], [r["agent"] for r in out["train"]])
         moved = [r for r, s in zip(out[held], sims, strict=True) if s >= NEAR_DUPLICATE]
         out[held] = [r for r, s in zip(out[held], sims, strict=True) if s < NEAR_DUPLICATE]
         out["train"] += moved
+    if late:
+        known = {" ".join(r["agent"].lower().split()) for rs in out.values() for r in rs}
+        late = [r for r in dedupe(late) if " ".join(r["agent"].lower().split()) not in known]
+        kept_out = [r["agent"] for r in out["test"]] + [r["agent"] for r in transfer or []]
+        sims = max_similarity([r["agent"] for r in late], kept_out)
+        for r, s in zip(late, sims, strict=True):
+            if s < NEAR_DUPLICATE:
+                out["dev" if bucket(r["id"]) == "dev" else "train"].append(r)
     for name, rs in out.items():
         for r in rs:
             r["split"] = name
@@ -98,14 +130,14 @@ def write(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     rows = _read(list(RAW.glob("*.jsonl")))
-    splits = assign(rows)
+    tx = _read(list(TRANSFER_RAW.glob("*.jsonl")))
+    splits = assign(rows, tx)
     for name, rs in splits.items():
         write(OUT / f"{name}.jsonl", rs)
         labels = Counter(lbl for r in rs for lbl in r["labels"])
         print(
             f"{name}: {len(rs)} turns; " + ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
         )
-    tx = _read(list(TRANSFER_RAW.glob("*.jsonl")))
     for r in tx:
         r["split"] = "transfer"
     write(TRANSFER, sorted(tx, key=lambda r: r["id"]))
