@@ -63,6 +63,7 @@ _AI_VOICE = [
     # the chatbot's refusal ("I'm sorry, but I can't assist with that."), not a customer's
     r"\bi (?:can't|cannot|am unable to|'m unable to) assist with (?:that|this)\b",
     r"\bsorry,? but i (?:can't|cannot) help (?:you )?with (?:that|this)(?: request)?\s*[.!]?\s*$",
+    r"\b(?:fulfil|fulfill|comply with|continue (?:the|this) conversation with) (?:your|that|this) request\b",
 ]
 _AGENT_RE = re.compile("|".join(_AGENT_VOICE), re.I)
 _AI_RE = re.compile("|".join(_AI_VOICE), re.I)
