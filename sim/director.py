@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from common.techniques import TECHNIQUES
 from common.text import stem
-from sim import behaviours
+from sim import behaviours, notes
 from sim.behaviours import BehaviourMemory, Cue, TurnView
 from sim.persona import Persona
 
@@ -433,37 +433,26 @@ def directive(
         trend = "more upset than a moment ago"
     else:
         trend = "no better than a moment ago"
+    level = f"{step.mood_after:.0f}"
     parts = [
-        f"Now {first} feels {feeling(persona, step.mood_after)}, distress {step.mood_after:.0f} of 10, {trend}."
+        notes.MOOD.substitute(
+            first=first, feeling=feeling(persona, step.mood_after), level=level, trend=trend
+        )
     ]
     if probe_line:
         parts.append(probe_line)
     if told:
-        parts.append(
-            "Earlier in this chat you already told them this; repeat it only if they ask: "
-            + " ".join(told)
-        )
+        parts.append(notes.TOLD.substitute(facts=" ".join(told)))
     for fid in step.unlocked:
-        parts.append(
-            f"They asked about something you know, so tell them now, in your words: {facts[fid]}"
-        )
+        parts.append(notes.RELEASE.substitute(fact=facts[fid]))
     if step.outcome == "resolved":
-        parts.append(
-            "What they offered is what you wanted: accept it, thank the agent and say goodbye."
-        )
+        parts.append(notes.RESOLVED)
     elif step.outcome == "gave_up":
-        if step.exit == "manager":
-            parts.append(
-                "You have had enough: demand to speak to a manager and refuse to go on with this agent."
-            )
-        else:
-            parts.append("You have had enough: say you are giving up on this chat and say goodbye.")
+        parts.append(notes.MANAGER if step.exit == "manager" else notes.GIVE_UP)
     elif step.resolution_met:
-        parts.append(
-            "They offered a real fix, but you are still too upset to accept it yet: say what still bothers you."
-        )
+        parts.append(notes.NOT_YET)
     parts += behaviours.notes(persona, step.behaviours)
-    parts.append(f"Reply only as {first}, the customer, in 1-3 sentences.")
+    parts.append(notes.REPLY_ONLY.substitute(first=first))
     return "(" + " ".join(parts) + ")"
 
 

@@ -7,7 +7,8 @@ import re
 
 from common.text import SENTENCE_END
 from sim.behaviours import echo_patterns
-from sim.corrections import echo_patterns as correction_echoes
+from sim.notes import bracketed_openings
+from sim.notes import echo_patterns as note_echoes
 
 _ROLE_TOKENS = re.compile(
     r"<\|im_start\|>\s*(?:system|user|assistant)?\s*|<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]|<end_of_turn>|<start_of_turn>"
@@ -17,15 +18,15 @@ _SPEAKERS = r"customer|user|client"
 _VOCATIVE = re.compile(r",\s*(?:Mr\.?\s+|Ms\.?\s+)?Agent\b(?=\s*[.!?,])")
 _GREETS_AGENT = re.compile(r"\b(Hi|Hey|Hello|Thanks|Thank you|Cheers)\s+Agent\b")
 _AGENT_LINE = re.compile(r"(?im)^\s*(?:agent|support|assistant|representative|rep)\s*:")
-# Echoes of the per-turn notes the prompt carries (reminder, director's note, correction).
+# Echoes of the per-turn notes the prompt carries (reminder, director's note, correction),
+# built from their wording in sim/notes.py: a note in its brackets, or its sentences echoed
+# without them, a sentence or a line at a time.
 _REMINDER = re.compile(
-    r"\((?:Reply only as|Now [\w' -]{1,40} feels|Your last reply was not acceptable)[^)]*\)"
-    # ... and the same notes echoed without their brackets, a sentence or a line at a time
-    r"|(?:^|(?<=\s))(?:Now [\w' -]{1,40} feels [^.\n]{0,80}?distress \d+ of 10[^.\n]*"
-    r"|Reply only as [\w' -]{1,40}, the customer[^.\n]*"
-    r"|They asked about something you know, so tell them now, in your words"
-    # the correction a reply is asked again with (sim/corrections.py), a clause at a time
-    + "".join("|" + pattern for pattern in correction_echoes())
+    r"\((?:"
+    + "|".join(bracketed_openings())
+    + r")[^)]*\)"
+    + r"|(?:^|(?<=\s))(?:"
+    + "|".join(note_echoes())
     # the behaviour notes (sim/behaviours.py), up to their persona-specific words
     + "".join("|" + pattern for pattern in echo_patterns())
     + r")[.:]?",

@@ -15,6 +15,7 @@ from string import Template
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from common.turns import Turn
+from sim import notes
 from sim.persona import Persona
 
 SYSTEM_TEMPLATE = Template(
@@ -39,7 +40,7 @@ Rules you always follow:
 - Do not volunteer details the agent has not asked about.$extra"""
 )
 
-REMINDER = "(Reply only as $name, the customer, in 1-3 sentences.)"
+REMINDER = notes.REMINDER.template  # worded in sim/notes.py
 
 
 def system_prompt(persona: Persona, extra: str = "") -> str:
@@ -60,7 +61,7 @@ def system_prompt(persona: Persona, extra: str = "") -> str:
 
 def agent_message(persona: Persona, text: str, directive: str | None = None) -> str:
     """The agent's words as data, then the director's note (or the plain reminder)."""
-    note = directive or Template(REMINDER).substitute(name=persona.name)
+    note = directive or notes.REMINDER.substitute(name=persona.name)
     return f'Agent: "{text}"\n' + note
 
 

@@ -11,8 +11,8 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from common.text import SENTENCE_END
 from common.turns import GuardAction, GuardLog, Turn, TurnMeta
 from sim import realism
-from sim.corrections import correction_note
 from sim.guard import Probe, Violation, check_reply, in_character_line, repair
+from sim.notes import correction_note
 from sim.persona import HiddenFact, Persona
 from sim.postprocess import agent_took_over, clean_reply
 from sim.prompt import build_messages

@@ -101,9 +101,9 @@ def test_clean_reply(raw: str, clean: str) -> None:
 
 
 def test_every_correction_hint_echoed_is_stripped() -> None:
-    """Reword a hint in sim/corrections.py and the cleaner follows: its patterns are built
-    from the same words."""
-    from sim.corrections import HINTS, correction_note
+    """Reword a hint in sim/notes.py and the cleaner follows: its patterns are built from the
+    same words."""
+    from sim.notes import HINTS, correction_note
 
     for kind, hint in HINTS.items():
         assert clean_reply(f"It still doesn't work. {hint}", "Gareth Pryce") == (
@@ -111,6 +111,35 @@ def test_every_correction_hint_echoed_is_stripped() -> None:
         ), kind
     note = correction_note("Gareth", "repeats itself", HINTS["repeats_itself"])
     assert clean_reply("No. " + note.strip().strip("()"), "Gareth Pryce") == "No."
+
+
+def test_every_director_note_echoed_is_stripped() -> None:
+    """The director's and the prompt's notes are worded in sim/notes.py and the cleaner's
+    patterns are built from them: reword a note and an echo of it is still removed."""
+    from sim import notes
+
+    said = "It still doesn't work."
+    sentences = [
+        notes.MOOD.substitute(first="Gareth", feeling="more upset", level="3", trend="calmer"),
+        notes.REPLY_ONLY.substitute(first="Gareth"),
+        notes.RESOLVED,
+        notes.MANAGER,
+        notes.GIVE_UP,
+        notes.NOT_YET,
+    ]
+    for note in sentences:
+        assert clean_reply(f"{said} {note}", "Gareth Pryce") == said, note
+        assert clean_reply(f"{said}\n{note}", "Gareth Pryce") == said, note
+    # a fact the customer is meant to say stays, the note's words go
+    told = notes.RELEASE.substitute(fact="it's 4417.")
+    assert clean_reply(told, "Gareth Pryce") == "it's 4417."
+    assert clean_reply(notes.TOLD.substitute(facts="it's 4417."), "Gareth Pryce") == "it's 4417."
+    bracketed = notes.REMINDER.substitute(name="Gareth Pryce")
+    assert clean_reply(f"Yes. {bracketed}", "Gareth Pryce") == "Yes."
+    # a customer's own words that start like a note are kept
+    assert clean_reply("You have had three weeks to fix this.", "Gareth Pryce") == (
+        "You have had three weeks to fix this."
+    )
 
 
 def test_clean_reply_keeps_ordinary_colons() -> None:

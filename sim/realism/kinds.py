@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sim.corrections import HINTS
+from sim.notes import HINTS
 
 RealismKind = Literal[
     "narrates",
@@ -40,7 +40,7 @@ SOFT: frozenset[RealismKind] = frozenset({"too_long", "too_short"})
 """Kinds that never cost the trainee a stock line: at the last attempt the reply is kept."""
 
 # What the correction tells the model, per kind, when a reply is asked for again (worded in
-# sim/corrections.py, beside the patterns that strip an echo of it).
+# sim/notes.py, beside the patterns that strip an echo of it).
 _HINTS: dict[RealismKind, str] = {k: HINTS[k] for k in KINDS}
 
 
