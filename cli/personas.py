@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.shared import load_settings
+from cli.shared import load_settings, throwaway_practice
 
 personas_app = typer.Typer(no_args_is_help=True, help="List, validate and check personas.")
 
@@ -63,38 +63,18 @@ def personas_check(
     """Play probe agents (dismissive, ideal, fact questions, off-topic probes) against a
     persona with the configured model; print PASS/FAIL per check and exit 1 if any fails."""
     import json
-    import tempfile
 
-    import bootstrap
     from providers.registry import ProviderError
-    from sim.persona import PersonaError, library_dir, load_personas
-    from sim.practice import Practice
     from sim.probe_check import check_persona, render_text
     from sim.simulator import SimulatorError
-    from storage import SessionStore
 
-    settings = load_settings()
-    try:
-        personas = load_personas(library_dir(settings))
-    except PersonaError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    if persona not in personas:
-        typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
-        raise typer.Exit(2)
-    settings.ensure_dirs()
     # Check sessions go to a throwaway store, not the trainee's history.
-    with tempfile.TemporaryDirectory(prefix="rapport-check-") as tmp:
-        practice = Practice(
-            settings, SessionStore(Path(tmp) / "sessions.db"), personas, **bootstrap.grading()
-        )
+    with throwaway_practice(load_settings(), persona, "rapport-check-") as practice:
         try:
             report = check_persona(practice, persona)
         except (ProviderError, SimulatorError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        finally:
-            practice.store.close()
     typer.echo(
         json.dumps(report.model_dump(mode="json"), ensure_ascii=False)
         if json_out

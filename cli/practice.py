@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.shared import load_settings
+from cli.shared import load_settings, throwaway_practice
 
 
 def chat(
@@ -71,15 +71,10 @@ def simulate(
 ) -> None:
     """Play an agent script against a persona: replies, mood, facts, verdicts, guard, outcome."""
     import json
-    import tempfile
 
-    import bootstrap
     from providers.registry import ProviderError
-    from sim.persona import PersonaError, library_dir, load_personas
-    from sim.practice import Practice
     from sim.simulate import read_script, render_text
     from sim.simulate import simulate as run_simulation
-    from storage import SessionStore
 
     try:
         lines = read_script(agent_script.read_text(encoding="utf-8"))
@@ -90,27 +85,13 @@ def simulate(
         typer.echo(f"error: {agent_script} has no agent lines", err=True)
         raise typer.Exit(2)
     settings = load_settings() if seed is None else load_settings(seed=seed)
-    try:
-        personas = load_personas(library_dir(settings))
-    except PersonaError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    if persona not in personas:
-        typer.echo(f"error: no persona '{persona}'; see `rapport personas list`", err=True)
-        raise typer.Exit(2)
-    settings.ensure_dirs()
     # Simulated sessions go to a throwaway store, not the trainee's history.
-    with tempfile.TemporaryDirectory(prefix="rapport-simulate-") as tmp:
-        practice = Practice(
-            settings, SessionStore(Path(tmp) / "sessions.db"), personas, **bootstrap.grading()
-        )
+    with throwaway_practice(settings, persona, "rapport-simulate-") as practice:
         try:
             result = run_simulation(practice, persona, lines, seed)
         except ProviderError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        finally:
-            practice.store.close()
     typer.echo(
         json.dumps(result, ensure_ascii=False, indent=None) if json_out else render_text(result)
     )
