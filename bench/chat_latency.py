@@ -40,7 +40,7 @@ from typing import Any
 from bench.agent_scripts import script_for
 from bench.chat_measure import measure_interleave, measure_pairs, measure_prewarm, warm_up
 from bench.chat_paths import Bench, Probe
-from bench.chat_report import make_figures, report, sum_or_none
+from bench.chat_report import make_figures, report, sum_or_none, totals
 from bench.common import (
     loadavg,
     machine_info,
@@ -131,14 +131,7 @@ def run(
             row["realism_ttft_ratio"] = ratio(a.ttft_s, off[i].ttft_s)
             row["realism_same_text"] = a.raw_text == off[i].raw_text
         per_turn.append(row)
-    app_ttft = sum_or_none([t.ttft_s for t in app])
-    # The app shows a reply a checked sentence at a time, so its TTFT is compared with the
-    # raw stream's first complete sentence; the raw first token is kept in the JSON.
-    raw_ttft = sum_or_none([t.ttft_sentence_s for t in raw])
-    app_total = sum(t.total_s for t in app)
-    raw_total = sum(t.total_s for t in raw)
-    app_tps = ratio(sum(t.tokens for t in app), app_total)
-    raw_tps = ratio(sum(t.tokens for t in raw), raw_total)
+    app_ttft, raw_ttft, app_total, raw_total, app_tps, raw_tps = totals(app, raw)
     figs = make_figures(app, raw, off, cost, pre, inter, turns, interleave_turns)
     return {
         "bench": NAME,

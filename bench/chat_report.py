@@ -4,7 +4,7 @@ report."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.chat_paths import TurnTiming
 from bench.common import Figure, figure, figures_table, fmt, ratio, table
@@ -19,6 +19,33 @@ def sum_or_none(xs: Sequence[float | None]) -> float | None:
     return sum(vals) if len(vals) == len(xs) else None
 
 
+class Totals(NamedTuple):
+    """The app's and the raw stream's sums over a chat's turns."""
+
+    app_ttft: float | None
+    raw_ttft: float | None
+    app_total: float
+    raw_total: float
+    app_tps: float | None
+    raw_tps: float | None
+
+
+def totals(app: Sequence[TurnTiming], raw: Sequence[TurnTiming]) -> Totals:
+    """TTFT and total time summed over the turns, and tokens per second, app and raw."""
+    app_total = sum(t.total_s for t in app)
+    raw_total = sum(t.total_s for t in raw)
+    return Totals(
+        app_ttft=sum_or_none([t.ttft_s for t in app]),
+        # The app shows a reply a checked sentence at a time, so its TTFT is compared with the
+        # raw stream's first complete sentence; the raw first token is kept in the JSON.
+        raw_ttft=sum_or_none([t.ttft_sentence_s for t in raw]),
+        app_total=app_total,
+        raw_total=raw_total,
+        app_tps=ratio(sum(t.tokens for t in app), app_total),
+        raw_tps=ratio(sum(t.tokens for t in raw), raw_total),
+    )
+
+
 def make_figures(
     app: Sequence[TurnTiming],
     raw: Sequence[TurnTiming],
@@ -30,14 +57,7 @@ def make_figures(
     interleave_turns: int,
 ) -> list[Figure]:
     """Every figure of a run, from the per-turn timings and the checks' results."""
-    app_ttft = sum_or_none([t.ttft_s for t in app])
-    # The app shows a reply a checked sentence at a time, so its TTFT is compared with the
-    # raw stream's first complete sentence; the raw first token is kept in the JSON.
-    raw_ttft = sum_or_none([t.ttft_sentence_s for t in raw])
-    app_total = sum(t.total_s for t in app)
-    raw_total = sum(t.total_s for t in raw)
-    app_tps = ratio(sum(t.tokens for t in app), app_total)
-    raw_tps = ratio(sum(t.tokens for t in raw), raw_total)
+    app_ttft, raw_ttft, app_total, raw_total, app_tps, raw_tps = totals(app, raw)
     last = turns
 
     figs: list[Figure] = [
