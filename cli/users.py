@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.shared import load_settings
 
+if TYPE_CHECKING:
+    from training.users import UserStore
+
 users_app = typer.Typer(no_args_is_help=True, help="Sign-in accounts (for RAPPORT_AUTH=on).")
 
 
-def _user_store() -> object:
+@contextmanager
+def _user_store() -> Iterator[UserStore]:
+    """The accounts, closed on the way out; a ``UserError`` inside stops the command with
+    its message (exit 1)."""
     from storage import open_store
-    from training.users import UserStore
+    from training.users import UserError, UserStore
 
     settings = load_settings()
     settings.ensure_dirs()
-    return UserStore(open_store(settings))
+    users = UserStore(open_store(settings))
+    try:
+        yield users
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        users.store.close()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -38,7 +53,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Add an account. Prompts for the password twice unless --password-stdin."""
-    from training.users import ROLES, UserError, UserStore, check_password, normalise_name
+    from training.users import ROLES, UserError, check_password, normalise_name
 
     if role not in ROLES:
         typer.echo(f"error: --role must be trainee or trainer, not {role!r}", err=True)
@@ -50,15 +65,8 @@ def users_add(
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    users = _user_store()
-    assert isinstance(users, UserStore)
-    try:
+    with _user_store() as users:
         user = users.add_user(name, role, password)
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        users.store.close()
     typer.echo(f"added {user.role} {user.name}")
 
 
@@ -70,33 +78,20 @@ def users_passwd(
     ] = False,
 ) -> None:
     """Set a new password for an account."""
-    from training.users import UserError, UserStore
+    from training.users import UserError
 
-    users = _user_store()
-    assert isinstance(users, UserStore)
-    try:
+    with _user_store() as users:
         if users.get(name) is None:
             raise UserError(f"No user named {name!r}.")
         users.set_password(name, _read_password(password_stdin))
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        users.store.close()
     typer.echo(f"password changed for {name.strip().lower()}")
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List accounts: name, role, created."""
-    from training.users import UserStore
-
-    users = _user_store()
-    assert isinstance(users, UserStore)
-    try:
+    with _user_store() as users:
         rows = users.list_users()
-    finally:
-        users.store.close()
     for u in rows:
         typer.echo(f"{u.name:32} {u.role:8} {u.created_at}")
     if not rows:
