@@ -12,8 +12,7 @@ from tests.test_import_cycles import ROOT, top_levels
 LIMIT = 520  # "about 500": a docstring or two of slack
 
 # Still over the limit, with the most lines each may have until it is split.
-TOO_LONG: dict[str, int] = {
-}
+TOO_LONG: dict[str, int] = {}
 
 
 def modules() -> dict[str, int]:
