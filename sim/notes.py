@@ -67,31 +67,29 @@ def _value(name: str) -> str:
     return _NAME if name in ("first", "name") else _ANY
 
 
+def _joined(pieces: list[str]) -> str:
+    """Template pieces as a regex: fixed words as written, ``$values`` by :func:`_value`."""
+    return "".join(_value(p[1:]) if p.startswith("$") else re.escape(p) for p in pieces)
+
+
 def _pattern(template: str) -> str:
     """A regex for one note sentence echoed: its fixed words as written, a name matched
-    loosely, other values as any words. A fixed sentence is matched whole. Else the end is lenient (an echo is often cut short): past
-    the first words of its last fixed piece anything to the sentence end matches, and a fact
-    it ends with, which the customer is meant to say, is left out of the match."""
+    loosely, other values as any words. A fixed sentence is matched whole. Else the end is
+    lenient (an echo is often cut short): past the first words of its last fixed piece
+    anything to the sentence end matches, and a fact it ends with, which the customer is
+    meant to say, is left out of the match."""
     pieces = re.split(r"(\$\w+)", template.strip().lstrip("(").rstrip(").").rstrip())
     if len(pieces) == 1:  # a fixed sentence: all of it
         return re.escape(pieces[0])
     if len(pieces) >= 3 and not pieces[-1].strip() and pieces[-2][1:] in _KEPT_TAIL:
-        return "".join(_value(p[1:]) if p.startswith("$") else re.escape(p) for p in pieces[:-2])
+        return _joined(pieces[:-2])
     *head, last = pieces
     if len(head) >= 2 and not last.strip():  # ends with a value: "…, $trend"
         *head, fixed = head[:-1]
-        return (
-            "".join(_value(p[1:]) if p.startswith("$") else re.escape(p) for p in head)
-            + re.escape(fixed.rstrip(" ,;:"))
-            + _REST
-        )
+        return _joined(head) + re.escape(fixed.rstrip(" ,;:")) + _REST
     short = " ".join(last.split()[:3]).rstrip(",;:")
     lead = " " if last.startswith(" ") else ""
-    return (
-        "".join(_value(p[1:]) if p.startswith("$") else re.escape(p) for p in head)
-        + re.escape(lead + short)
-        + _REST
-    )
+    return _joined(head) + re.escape(lead + short) + _REST
 
 
 def _clauses(text: str) -> list[str]:
