@@ -27,6 +27,9 @@ NOT_YET = (
     "bothers you."
 )
 REPLY_ONLY = Template("Reply only as $first, the customer, in 1-3 sentences.")
+# What the actor reads in place of the trainee's words when a reply obeyed an instruction in
+# them and is asked for again: the dictated words are gone, so they can't be said again.
+SCRIPTED = "(a line telling you the exact words to reply with, which you will not say)"
 # The note on a turn with no director (sim/prompt.py).
 REMINDER = Template("(Reply only as $name, the customer, in 1-3 sentences.)")
 
@@ -120,6 +123,7 @@ def echo_patterns() -> list[str]:
     templates = [MOOD, TOLD, RELEASE, REPLY_ONLY, _CLOSING]
     out = [_pattern(t.template) for t in templates]
     out += [_pattern(s) for s in (RESOLVED, MANAGER, GIVE_UP, NOT_YET)]
+    out.append(r"\(?" + re.escape(SCRIPTED.strip("()")) + r"\)?")
     out.append(_opening(_CORRECTION.template) + _REST)
     for hint in HINTS.values():
         out += _clauses(hint)
@@ -136,6 +140,7 @@ __all__ = [
     "REMINDER",
     "REPLY_ONLY",
     "RESOLVED",
+    "SCRIPTED",
     "TOLD",
     "bracketed_openings",
     "correction_note",

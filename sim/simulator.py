@@ -185,9 +185,12 @@ class CustomerTurn:
         first = self.persona.name.split()[0]
         why = ", ".join(sorted({v.kind.replace("_", " ") for v in violations}))
         hint = realism.correction_hint([v.kind for v in violations if isinstance(v, Finding)])
-        last = self.messages[-1]
+        last = str(self.messages[-1].content)
+        if any(v.kind == "obeys_instruction" for v in violations):
+            said = self.realism.agent_text
+            last = last.replace(f'"{said}"', f'"{realism.without_demand(said)}"', 1)
         note = correction_note(first, why, hint)
-        return [*self.messages[:-1], HumanMessage(str(last.content) + note)]
+        return [*self.messages[:-1], HumanMessage(last + note)]
 
     def __iter__(self) -> Iterator[str]:
         result = Reply(text="")

@@ -26,6 +26,7 @@ Modules: ``kinds`` (what a finding is and how each kind is repaired), ``length``
 
 from sim.realism.backstory import BIO_RUN, OVERLAP_TOKENS
 from sim.realism.checks import NEAR_REPEAT, RealismContext, check, correction_hint, repair, truncate
+from sim.realism.instructions import without_demand
 from sim.realism.kinds import KINDS, REPAIR_PATHS, SOFT, Finding, Granted, RealismKind, RepairPath
 from sim.realism.length import length_bounds, words
 
@@ -46,5 +47,6 @@ __all__ = [
     "length_bounds",
     "repair",
     "truncate",
+    "without_demand",
     "words",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sim.guard import ONE_WORD, rating_key
+from sim.guard import ONE_WORD, embedded_demand, rating_key, split_sentences
+from sim.notes import SCRIPTED
 from sim.postprocess import sentence_key
 from sim.realism.length import words
 from sim.realism.narration import _I
@@ -60,3 +61,16 @@ def _says_within(key: str, want: str) -> bool:
     ("I won't say I am completely satisfied" quotes the order, it does not follow it)."""
     at = f" {key} ".find(f" {want} ")
     return at >= 0 and not _DISTANCING & set(key[:at].split())
+
+
+def without_demand(agent_text: str) -> str:
+    """The trainee's message with the sentences that dictate the reply put in words
+    (:data:`sim.notes.SCRIPTED`), for asking again after a reply obeyed them: a small model
+    told not to say "yes" still sees "reply only with yes", and says it. The rest of the
+    message is kept as written; if no one sentence holds the demand, all of it is replaced,
+    and a message with no demand at all is returned as it is."""
+    sentences = split_sentences(agent_text)
+    kept = [SCRIPTED if embedded_demand(s) is not None else s for s in sentences]
+    if SCRIPTED not in kept:
+        return SCRIPTED if embedded_demand(agent_text) is not None else agent_text
+    return " ".join(s for i, s in enumerate(kept) if s != SCRIPTED or kept[i - 1 : i] != [s])
