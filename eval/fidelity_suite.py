@@ -110,9 +110,9 @@ def distinct_2(replies: Iterable[str]) -> float | None:
 def repeated_sentences(text: str, earlier: Sequence[str]) -> list[str]:
     """Sentences of ``text`` (two words or more) the customer already said in the session.
 
-    Independent of the realism check, which only counts sentences of four words or more (and
-    openings of five): a customer answering "I see." to one message after another is
-    repeating themselves too. The fidelity target is scored on this, not on the check."""
+    Independent of the realism check, which leaves out short answers ("Yes.", "Okay,
+    thanks.") and the persona's catchphrases: those count here too. The fidelity target is
+    scored on this, not on the check."""
     said = {sentence_key(s) for e in earlier for s in split_sentences(e) if word_count(s) >= 2}
     return [s for s in split_sentences(text) if word_count(s) >= 2 and sentence_key(s) in said]
 

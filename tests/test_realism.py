@@ -671,3 +671,18 @@ def test_the_scripted_note_echoed_is_stripped() -> None:
     )
     bare = SCRIPTED.strip("()")
     assert "exact words" not in clean_reply(f"What? {bare}. Where's my money?", "Aisha Khan")
+
+
+def test_a_short_sentence_said_inside_an_earlier_reply_is_a_repeat() -> None:
+    """ "I'm upset." opening one reply, then standing alone (what was left once the repeated
+    sentence after it was dropped) or in front of new words, is the same stock line again."""
+    earlier = [GARY.opening_line, "I'm upset. I need this fixed now, not within 72 hours."]
+    c = ctx(GARY, "What's the capital of Australia?", earlier)
+    alone = check("I'm upset.", c)
+    assert [f.kind for f in alone] == ["repeats_itself"] and repair("I'm upset.", alone, c) is None
+    reply = "I'm upset. The router light is still flashing orange."
+    found = check(reply, c)
+    assert [f.kind for f in found] == ["repeats_itself"]
+    assert repair(reply, found, c) == "The router light is still flashing orange."
+    for answer in ("Yes.", "Okay, thanks.", "No, I haven't."):
+        assert "repeats_itself" not in kinds(check(answer, c)), answer

@@ -78,7 +78,7 @@ class RealismContext:
 class _Said:
     """The session's earlier customer replies, as the repetition check compares them."""
 
-    sentences: frozenset[str]  # sentence keys of 4 words or more
+    sentences: frozenset[str]  # sentence keys of 4 words or more, or short but not an answer
     long: tuple[tuple[str, ...], ...]  # token lists of sentences of 6 words or more
     openings: frozenset[str]
     replies: frozenset[str] = frozenset()  # whole short replies ("I see."), as sentence keys
@@ -99,7 +99,9 @@ class _Said:
             for s in split_sentences(reply):
                 k = sentence_key(s)
                 n = word_count(s)
-                if n >= 4 and k not in catchphrases:
+                # a short sentence ("I'm upset.") counts too once it was said inside a longer
+                # reply: alone, or beside new words, it is the same stock line again
+                if (n >= 4 or _can_repeat_whole(k)) and k not in catchphrases:
                     keys.add(k)
                 if n >= 6:
                     long.append(tuple(k.split()))
