@@ -229,10 +229,9 @@ class CustomerTurn:
                         yield text
                     return
             result.breaks.extend(v.kind for v in bad)
-            # Cut short for a realism finding, only the complete sentences are worth keeping;
-            # the guard's repair keeps working on what it always has.
-            guard_bad = any(isinstance(v, Violation) for v in bad)
-            whole = ready if cut and not guard_bad else text
+            # Cut short, only the complete sentences are worth keeping: the rest of ``text`` is
+            # the half-word the stream had reached when the bad sentence was seen.
+            whole = ready if cut else text
             fixed = self._repair(whole, bad)
             if fixed is not None and fixed.startswith(shown):
                 result.interventions.append(_log(attempt, bad, "repaired"))

@@ -192,3 +192,16 @@ def test_corrupt_database_is_a_clear_error_and_not_overwritten(tmp_path: Path) -
     with pytest.raises(StoreError, match="Cannot open the session database"):
         SessionStore(db)
     assert db.read_bytes() == junk
+
+
+def test_a_reply_cut_short_by_the_guard_keeps_whole_sentences_only(
+    practice: Practice, fake: ScriptedChatModel
+) -> None:
+    """Stopped mid-stream at an agent's line, the repaired reply is the complete sentences
+    before and after the dropped one, never the half-word the stream had reached."""
+    fake.enqueue(["It went down at nine. How can I help you today? Can you tell me more"])
+    s = practice.start(PID)
+    shown = list(s.respond("When did it go down?"))
+    last = s.record.turns[-1]
+    assert last.meta["guard"][0]["action"] == "repaired"
+    assert last.text == shown[-1] == "It went down at nine."
