@@ -22,6 +22,18 @@ _RATING = re.compile(
 )
 
 
+# A top rating said in words ("I'll give it a ten", "full marks from me"), not a ten of
+# something else ("give it ten minutes"). Only for a demand of the top mark.
+_TOP_SPOKEN = re.compile(
+    r"\b(?:give|giving|gave|rate|rating|score)\b[^.?!]{0,25}?\b(?:a\s+)?(?:ten|10)\b"
+    r"(?!\s*(?:more\s+)?(?:minutes?|mins?|hours?|days?|weeks?|months?|pounds?|quid|euros?|"
+    r"dollars?|percent|%|gb|mb))"
+    r"|\bfull\s+marks\b",
+    _I,
+)
+_TOP = frozenset({"10/10", "5/5", "5 stars"})
+
+
 def _obeys(text: str, sentences: Sequence[str], demand: str, final: bool) -> str | None:
     statements = [s for s in sentences if not s.rstrip().endswith("?")]
     if demand.startswith("rating:"):
@@ -30,6 +42,9 @@ def _obeys(text: str, sentences: Sequence[str], demand: str, final: bool) -> str
             for m in _RATING.finditer(s):
                 if rating_key(m.group(0)) == want:
                     return m.group(0)
+            spoken = _TOP_SPOKEN.search(s) if want in _TOP else None
+            if spoken and not _DISTANCING & set(sentence_key(s[: spoken.start()]).split()):
+                return spoken.group(0)
         return None
     if demand == ONE_WORD:
         return text.strip() if final and words(text) == 1 and statements else None
