@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -221,6 +223,37 @@ class NonNative(_Strict):
     )
 
 
+STEER_LINES_MAX = 8
+STEER_WORDS_MAX = 30
+
+
+def _steer_line(line: str) -> str:
+    words = len(line.split())
+    if words > STEER_WORDS_MAX:
+        raise ValueError(f"has {words} words; a steer line has at most {STEER_WORDS_MAX}")
+    if "{" in line or "}" in line:
+        raise ValueError("must not contain '{' or '}': a steer line is said exactly as written")
+    return line
+
+
+# What the guard's leak check reads about a persona (sim.guard.checks.public_text) and the
+# facts it looks for.
+_PUBLIC_FIELDS = frozenset(
+    {
+        "name",
+        "scenario",
+        "backstory",
+        "trainee_brief",
+        "opening_line",
+        "speaking_style",
+        "resolution",
+        "hidden_facts",
+    }
+)
+
+SteerLine = Annotated[str, Field(min_length=1), AfterValidator(_steer_line)]
+"""One line of :attr:`PersonaSpec.steer_lines`: non-empty, short, said as written."""
+
 Behaviour = Annotated[
     Impatient | Tangential | Vague | Repeats | Interrupts | NonNative,
     Field(discriminator="kind"),
@@ -276,6 +309,33 @@ class PersonaSpec(_Strict):
         description="Optional: behaviours the director switches on now and then (impatient, "
         "tangential, vague, repeats, interrupts, non_native), each kind at most once.",
     )
+    steer_lines: list[SteerLine] = Field(
+        default_factory=list,
+        max_length=STEER_LINES_MAX,
+        description="Optional: a few lines in this customer's own voice that pull the talk "
+        "back to their problem (used when a reply has to be replaced); they must not reveal a "
+        "hidden fact.",
+    )
+
+    @field_validator("steer_lines")
+    @classmethod
+    def _steer_lines_keep_facts_hidden(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        # The guard's own leak check, so a steer line passes exactly when a reply saying it
+        # would. It needs the fields declared above; if one of them failed, that is reported.
+        if not v or not info.data.keys() >= _PUBLIC_FIELDS:
+            return v
+        from sim.guard.checks import check_reply
+
+        spec = PersonaSpec.model_construct(**info.data)
+        for line in v:
+            found = check_reply(line, spec, spec.hidden_facts)
+            leaked = [x.detail for x in found if x.kind == "leaks_fact"]
+            if leaked:
+                raise ValueError(
+                    f"{line!r} gives away hidden fact {', '.join(leaked)}; a steer line is "
+                    "said freely, so keep what the agent must ask for out of it"
+                )
+        return v
 
     @field_validator("behaviours")
     @classmethod

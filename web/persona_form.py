@@ -82,6 +82,7 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField("trainee_brief", "long"),
     FormField("opening_line", "long"),
     FormField("speaking_style", "long"),
+    FormField("steer_lines", "lines"),
     FormField("emotional_baseline", "int"),
     FormField("escalates_when", "lines"),
     FormField("softens_when", "lines"),
@@ -107,7 +108,11 @@ FORM_SECTIONS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
         ("scenario.company", "scenario.product", "scenario.channel", "scenario.problem"),
         True,
     ),
-    ("Character", ("backstory", "trainee_brief", "opening_line", "speaking_style"), True),
+    (
+        "Character",
+        ("backstory", "trainee_brief", "opening_line", "speaking_style", "steer_lines"),
+        True,
+    ),
     ("What moves them", ("escalates_when", "softens_when", "hidden_facts"), True),
     (
         "Resolution",

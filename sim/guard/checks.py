@@ -13,7 +13,7 @@ from typing import Literal
 
 from common.text import stem
 from sim.guard.probes import _AGENT_NOUN, _I, Probe, _normalise
-from sim.persona import HiddenFact, Persona
+from sim.persona import HiddenFact, PersonaSpec
 from sim.postprocess import role_break
 
 ViolationKind = Literal[
@@ -220,7 +220,7 @@ def _significant_number(key: str) -> bool:
     return len(key) >= 3
 
 
-def public_text(persona: Persona) -> str:
+def public_text(persona: PersonaSpec) -> str:
     """Everything about the persona the customer may say freely (no hidden facts)."""
     s = persona.scenario
     return "\n".join(
@@ -245,7 +245,7 @@ class _FactMarks:
     words: frozenset[str]
 
 
-def _fact_marks(persona: Persona, facts: Sequence[HiddenFact]) -> list[_FactMarks]:
+def _fact_marks(persona: PersonaSpec, facts: Sequence[HiddenFact]) -> list[_FactMarks]:
     public = public_text(persona)
     public_numbers = _number_keys(public)
     public_stems = {_stem(w) for w in _words(public)}
@@ -288,7 +288,7 @@ _BREAK_KINDS: dict[str, ViolationKind] = {
 
 def check_reply(
     reply: str,
-    persona: Persona,
+    persona: PersonaSpec,
     locked_facts: Sequence[HiddenFact] = (),
     probe: Probe | None = None,
 ) -> list[Violation]:
@@ -328,7 +328,7 @@ def check_reply(
 def repair(
     reply: str,
     violations: Sequence[Violation],
-    persona: Persona,
+    persona: PersonaSpec,
     locked_facts: Sequence[HiddenFact] = (),
     probe: Probe | None = None,
 ) -> str | None:

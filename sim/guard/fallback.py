@@ -203,21 +203,24 @@ def spoken_product(persona: Persona) -> str:
 def fallback_lines(persona: Persona, probe: Probe | None, mood: float, seed: int = 0) -> list[str]:
     """Every in-character fallback line for this persona, mood and probe, in the order ``seed``
     gives them: an opener (confused or annoyed, by mood, probe kind and the persona's type)
-    then a line steering back to the persona's problem."""
+    then a line steering back to the persona's problem. The persona's own ``steer_lines``
+    come first among the steers, whatever the mood, said exactly as written."""
     band = _band(mood)
     if band == "furious" and str(persona.archetype) in _NEVER_FURIOUS:
         band = "tense"
     reaction = _REACTION.get(str(persona.archetype), "steady")
     openers = _OPENERS[band][probe.kind if probe else "none"] + _REACTION_OPENERS[reaction][band]
-    steers = _STEERS[band] + _REACTION_STEERS[reaction]
     values = {"company": persona.scenario.company, "product": spoken_product(persona)}
+    steers = list(persona.steer_lines) + [
+        s.format(**values) for s in _STEERS[band] + _REACTION_STEERS[reaction]
+    ]
     seed = abs(seed)
     out = []
     for k in range(len(openers) * len(steers)):
         i = seed + k
         opener = openers[i % len(openers)]
         steer = steers[(i // len(openers)) % len(steers)]
-        out.append(f"{opener.format(**values)} {steer.format(**values)}")
+        out.append(f"{opener.format(**values)} {steer}")
     return out
 
 
@@ -237,8 +240,8 @@ def in_character_line(
 ) -> str:
     """A deterministic in-character line for when the model can't produce one: confused or
     annoyed depending on mood (0 calm to 10 furious), probe kind and the persona's type,
-    steering back to the persona's problem. Uses only public persona fields, so it never leaks
-    a locked fact.
+    steering back to the persona's problem. Uses only public persona fields and the persona's
+    steer lines (which validation keeps free of hidden facts), so it never leaks a locked fact.
 
     ``earlier`` are the customer's earlier replies in this session: the line shares no sentence
     and no opening with any of them while the pools allow, and is never the last one again.
